@@ -1,0 +1,244 @@
+/*
+ * The emulator's native core, compiled at start-up by Bun's built-in C compiler (bun:ffi `cc`).
+ *
+ * Why C and not JS callbacks for everything: Unicorn asks for a translation on every TLB miss and
+ * reports every `svc`. A TLB fill answered in C costs a few loads (a walk of the real AArch64 tables
+ * in guest memory); the same answer from a JSCallback would cost a JS entry each time. Syscalls still
+ * need JS, so the interrupt hook gathers X0..X8 into `frame`, calls the JS dispatcher once and writes
+ * X0 back — no uc_emu_start/stop per syscall.
+ *
+ * Only <stdint.h>/<stdbool.h> are included: the few libc and Unicorn entry points are declared here or
+ * reached through pointers handed in by JS, so no system headers are needed at run time.
+ */
+#include <stdint.h>
+#include <stdbool.h>
+
+typedef void uc_engine;
+typedef int (*uc_emu_start_fn)(uc_engine *, uint64_t, uint64_t, uint64_t, uint64_t);
+typedef int (*uc_emu_stop_fn)(uc_engine *);
+typedef int (*uc_reg_batch_fn)(uc_engine *, int *, void **, int);
+typedef int (*uc_reg_fn)(uc_engine *, int, void *);
+typedef int (*uc_ctl_fn)(uc_engine *, int, ...);
+typedef int (*uc_hook_add_fn)(uc_engine *, uint64_t *, int, void *, void *, uint64_t, uint64_t, ...);
+typedef int (*svc_callback_fn)(void);
+
+void *mmap(void *, unsigned long, int, int, int, long);
+int munmap(void *, unsigned long);
+int madvise(void *, unsigned long, int);
+#ifdef __APPLE__
+int *__error(void);
+#define HOST_ERRNO (*__error())
+#define SLAB_MAP_FLAGS (0x0002 | 0x1000) /* MAP_PRIVATE | MAP_ANON */
+#define SLAB_DISCARD_ADVICE 5            /* MADV_FREE; the caller re-zeroes where it must */
+#else
+int *__errno_location(void);
+#define HOST_ERRNO (*__errno_location())
+#define SLAB_MAP_FLAGS (0x02 | 0x20 | 0x4000) /* MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE */
+#define SLAB_DISCARD_ADVICE 4                 /* MADV_DONTNEED: private anonymous pages read back as zeroes */
+#endif
+
+/* Exit kinds shared with core.ts (EXIT_*). */
+enum {
+  EXIT_NONE = 0,
+  EXIT_SYSCALL = 1,
+  EXIT_FAULT = 2,
+  EXIT_UNDEFINED = 3,
+  EXIT_BREAKPOINT = 4,
+  EXIT_STOPPED = 5,
+  EXIT_EXCEPTION = 6,
+};
+
+/* QEMU arm exception numbers (target/arm/cpu.h). */
+enum { EXCP_UDEF = 1, EXCP_SWI = 2, EXCP_PREFETCH_ABORT = 3, EXCP_DATA_ABORT = 4, EXCP_BKPT = 7 };
+
+/* uc_mem_type of the TLB-fill hook. */
+enum { MEM_READ = 16, MEM_WRITE = 17, MEM_FETCH = 18 };
+
+/* AArch64 stage-1 descriptor bits, as written by @guest/pagetable (descriptor.ts). */
+#define DESC_VALID 1ULL
+#define DESC_TABLE_OR_PAGE 2ULL
+#define DESC_AP_EL0 (1ULL << 6)
+#define DESC_AP_RO (1ULL << 7)
+#define DESC_UXN (1ULL << 54)
+#define DESC_OA_MASK 0x0000fffffffff000ULL
+
+/* The layout is mirrored by CORE_* offsets in core.ts: append only, keep 8-byte fields. */
+struct core {
+  uc_engine *uc;              /*   0 */
+  uc_emu_start_fn emu_start;  /*   8 */
+  uc_emu_stop_fn emu_stop;    /*  16 */
+  uc_reg_batch_fn read_batch; /*  24 */
+  uc_reg_fn reg_write;        /*  32 */
+  uc_ctl_fn ctl;              /*  40 */
+  uc_hook_add_fn hook_add;    /*  48 */
+  uint8_t *mem;               /*  56: host address of guest physical memory */
+  uint64_t mem_size;          /*  64 */
+  uint64_t ttbr;              /*  72: guest PA of the L0 table; 0 = nothing mapped */
+  svc_callback_fn on_svc;     /*  80: JS dispatcher, or 0 to leave run() on every svc */
+  uint64_t exit_kind;         /*  88 */
+  uint64_t fault_address;     /*  96: page-aligned, as Unicorn reports it */
+  uint64_t fault_access;      /* 104: MEM_READ / MEM_WRITE / MEM_FETCH */
+  uint64_t fault_mapped;      /* 112: 1 = permission fault, 0 = no valid translation, 2 = none recorded */
+  uint64_t intno;             /* 120 */
+  uint64_t stop_requested;    /* 128: set by JS (requestStop) or by the svc handler's LEAVE */
+  uint64_t stopping;          /* 136: a stop is in progress: answer stray fills harmlessly */
+  uint64_t stray_fill;        /* 144: a harmless answer was cached: flush the TLB after run */
+  uint64_t fills;             /* 152: statistics */
+  uint64_t svcs;              /* 160 */
+  uint64_t frame[9];          /* 168: X0..X8 for the JS dispatcher */
+  int frame_ids[9];           /* 240: uc register ids of X0..X8 */
+  void *frame_ptrs[9];        /* 280: &frame[i] for uc_reg_read_batch */
+};
+
+static void stop(struct core *c, uint64_t kind) {
+  c->exit_kind = kind;
+  c->stopping = 1;
+  c->emu_stop(c->uc);
+}
+
+static void on_interrupt(uc_engine *uc, uint32_t intno, void *user) {
+  struct core *c = user;
+  c->intno = intno;
+  if (intno == EXCP_SWI) {
+    c->svcs++;
+    if (!c->on_svc) {
+      stop(c, EXIT_SYSCALL);
+      return;
+    }
+    c->read_batch(uc, c->frame_ids, c->frame_ptrs, 9);
+    int leave = c->on_svc();
+    if (leave) {
+      stop(c, EXIT_STOPPED);
+      return;
+    }
+    c->reg_write(uc, c->frame_ids[0], &c->frame[0]);
+    if (c->stop_requested) stop(c, EXIT_STOPPED);
+    return;
+  }
+  if (intno == EXCP_UDEF) stop(c, EXIT_UNDEFINED);
+  else if (intno == EXCP_BKPT) stop(c, EXIT_BREAKPOINT);
+  else if (intno == EXCP_DATA_ABORT || intno == EXCP_PREFETCH_ABORT) stop(c, EXIT_FAULT);
+  else stop(c, EXIT_EXCEPTION);
+}
+
+/*
+ * A denied access ends the run (Unicorn raises the abort and uc_emu_start returns UC_ERR_EXCEPTION with PC
+ * on the instruction). After the denial Unicorn may still ask for one more translation (a fetch at a bogus
+ * address), so the first denial of a run is the one that counts.
+ */
+static void record_fault(struct core *c, uint64_t va, int type, uint64_t mapped) {
+  if (c->fault_mapped != 2) return;
+  c->fault_address = va;
+  c->fault_access = type;
+  c->fault_mapped = mapped;
+}
+
+/* Walk the guest's stage-1 tables (identity-mapped, in guest memory) for an EL0 access. */
+static bool on_tlb_fill(uc_engine *uc, uint64_t va, int type, uint64_t *entry, void *user) {
+  struct core *c = user;
+  c->fills++;
+  if (c->stopping) {
+    /* Unicorn may look up one more fetch after a stop request; it is never executed. */
+    entry[0] = 0;
+    ((uint32_t *)entry)[2] = 7;
+    c->stray_fill = 1;
+    return true;
+  }
+  uint64_t table = c->ttbr;
+  uint64_t desc = 0;
+  int level = 0;
+  bool found = false;
+  if ((va >> 48) == 0 && table != 0) {
+    for (level = 0; level <= 3; level++) {
+      if (table + 4096 > c->mem_size) break;
+      uint64_t index = (va >> (39 - 9 * level)) & 511;
+      desc = *(uint64_t *)(c->mem + table + index * 8);
+      if (!(desc & DESC_VALID)) break;
+      if (level < 3 && (desc & DESC_TABLE_OR_PAGE)) {
+        table = desc & DESC_OA_MASK;
+        continue;
+      }
+      /* A block at L1/L2 or a page at L3; an L0 block or an L3 "block" encoding is reserved (invalid). */
+      found = (level == 1 || level == 2) ? true : (level == 3 && (desc & DESC_TABLE_OR_PAGE));
+      break;
+    }
+  }
+  if (!found) {
+    record_fault(c, va, type, 0);
+    return false;
+  }
+  uint64_t block = level == 1 ? (1ULL << 30) : level == 2 ? (1ULL << 21) : 4096;
+  uint64_t pa = ((desc & DESC_OA_MASK) & ~(block - 1)) | (va & (block - 1) & ~4095ULL);
+  if (pa + 4096 > c->mem_size) {
+    record_fault(c, va, type, 0);
+    return false;
+  }
+  uint32_t perms = 0;
+  if (desc & DESC_AP_EL0) {
+    perms |= 1;
+    if (!(desc & DESC_AP_RO)) perms |= 2;
+  }
+  if (!(desc & DESC_UXN)) perms |= 4;
+  uint32_t needed = type == MEM_WRITE ? 2 : type == MEM_FETCH ? 4 : 1;
+  if (!(perms & needed)) record_fault(c, va, type, 1);
+  entry[0] = pa;
+  ((uint32_t *)entry)[2] = perms;
+  return true;
+}
+
+int core_struct_size(void) { return (int)sizeof(struct core); }
+
+int core_attach(struct core *c) {
+  uint64_t hook;
+  for (int i = 0; i < 9; i++) {
+    c->frame_ids[i] = 199 + i; /* UC_ARM64_REG_X0 + i */
+    c->frame_ptrs[i] = &c->frame[i];
+  }
+  int err = c->ctl(c->uc, 1140850700 /* UC_CTL_WRITE(TLB_TYPE) */, 1 /* UC_TLB_VIRTUAL */);
+  if (err) return err;
+  err = c->hook_add(c->uc, &hook, 1 /* UC_HOOK_INTR */, (void *)on_interrupt, c, 1, 0);
+  if (err) return err;
+  return c->hook_add(c->uc, &hook, 1 << 17 /* UC_HOOK_TLB_FILL */, (void *)on_tlb_fill, c, 1, 0);
+}
+
+int core_set_cpu_model(uc_engine *uc, uc_ctl_fn ctl, int model) {
+  return ctl(uc, 1140850695 /* UC_CTL_WRITE(CPU_MODEL) */, model);
+}
+
+/* Runs until an exit; returns the uc_err of uc_emu_start (the exit kind is in the struct). */
+int core_run(struct core *c, uint64_t pc) {
+  c->exit_kind = EXIT_NONE;
+  c->stopping = 0;
+  c->fault_mapped = 2;
+  int err = c->emu_start(c->uc, pc, 0xfffffffffffffffcULL, 0, 0);
+  c->stopping = 0;
+  c->stop_requested = 0;
+  if (c->stray_fill) {
+    c->stray_fill = 0;
+    c->ctl(c->uc, 1073741835 /* UC_CTL_WRITE(TLB_FLUSH) */);
+  }
+  return err;
+}
+
+int core_flush_tlb(struct core *c) {
+  return c->ctl(c->uc, 1073741835 /* UC_CTL_WRITE(TLB_FLUSH) */);
+}
+
+int core_remove_code(struct core *c, uint64_t begin, uint64_t end) {
+  return c->ctl(c->uc, 1207959561 /* UC_CTL_WRITE(TB_REMOVE_CACHE, 2) */, begin, end);
+}
+
+/* Guest physical memory: a private, lazily backed, never-reserved anonymous mapping. */
+int64_t core_slab_create(uint64_t size) {
+  void *p = mmap(0, size, 3 /* PROT_READ|PROT_WRITE */, SLAB_MAP_FLAGS, -1, 0);
+  if (p == (void *)-1) return -(int64_t)HOST_ERRNO;
+  return (int64_t)p;
+}
+
+int core_slab_discard(uint8_t *base, uint64_t offset, uint64_t length) {
+  return madvise(base + offset, length, SLAB_DISCARD_ADVICE) ? -HOST_ERRNO : 0;
+}
+
+int core_slab_destroy(uint8_t *base, uint64_t size) {
+  return munmap(base, size) ? -HOST_ERRNO : 0;
+}

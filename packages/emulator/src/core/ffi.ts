@@ -1,0 +1,68 @@
+/**
+ * Symbol table of the emulator's native core (core.c), compiled once per process by bun:ffi's `cc`.
+ * Set GUEST_EMULATOR_CORE to a prebuilt shared object (same symbols) to skip the compile.
+ */
+import { join } from "node:path";
+import { cc, dlopen, FFIType } from "bun:ffi";
+
+const symbols = {
+  core_attach: { args: [FFIType.ptr], returns: FFIType.i32 },
+  core_set_cpu_model: { args: [FFIType.ptr, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
+  core_run: { args: [FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
+  core_flush_tlb: { args: [FFIType.ptr], returns: FFIType.i32 },
+  core_remove_code: { args: [FFIType.ptr, FFIType.u64, FFIType.u64], returns: FFIType.i32 },
+  core_slab_create: { args: [FFIType.u64], returns: FFIType.i64_fast },
+  core_slab_discard: { args: [FFIType.ptr, FFIType.u64, FFIType.u64], returns: FFIType.i32 },
+  core_slab_destroy: { args: [FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
+  core_struct_size: { args: [], returns: FFIType.i32 },
+} as const;
+
+type CoreLibrary = ReturnType<typeof cc<typeof symbols>>;
+/** The whole library object stays referenced: if it were collected, its compiled code would be freed under us. */
+let library: CoreLibrary | null = null;
+
+export function loadCore(): CoreLibrary["symbols"] {
+  if (!library) {
+    const prebuilt = process.env.GUEST_EMULATOR_CORE;
+    library = prebuilt ? dlopen(prebuilt, symbols) : cc({ source: join(import.meta.dir, "core.c"), symbols });
+    const nativeSize = library.symbols.core_struct_size();
+    // The JS buffer must cover the whole C struct: C writes every field, past-the-end writes corrupt the JS heap.
+    if (nativeSize !== CORE.size) throw new Error(`emulator core: struct core is ${nativeSize} bytes, core/ffi.ts says ${CORE.size}`);
+  }
+  return library.symbols;
+}
+
+/** Byte offsets of `struct core` fields (core.c). */
+export const CORE = {
+  uc: 0,
+  emuStart: 8,
+  emuStop: 16,
+  readBatch: 24,
+  regWrite: 32,
+  ctl: 40,
+  hookAdd: 48,
+  mem: 56,
+  memSize: 64,
+  ttbr: 72,
+  onSvc: 80,
+  exitKind: 88,
+  faultAddress: 96,
+  faultAccess: 104,
+  faultMapped: 112,
+  intno: 120,
+  stopRequested: 128,
+  fills: 152,
+  svcs: 160,
+  frame: 168,
+  size: 352,
+} as const;
+
+export const EXIT = {
+  NONE: 0,
+  SYSCALL: 1,
+  FAULT: 2,
+  UNDEFINED: 3,
+  BREAKPOINT: 4,
+  STOPPED: 5,
+  EXCEPTION: 6,
+} as const;

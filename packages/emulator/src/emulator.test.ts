@@ -1,0 +1,160 @@
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { SYSCALL_LEAVE, SYSCALL_RESUME, type Vcpu } from "@guest/hvf-bindings";
+import { EmulatorBackend, type EmulatorVm, emulatorAvailability } from "./index.ts";
+import { PAGE, TinyTables } from "./testing/tiny-tables.ts";
+
+// Guest code, assembled with aarch64-linux-gnu-as (source beside each word).
+const GETPID_LOOP = [
+  0xd2800013, // mov x19, #0
+  0xd2800149, // mov x9, #10
+  0xd2801588, // 1: mov x8, #172 (getpid)
+  0xd4000001, // svc #0
+  0x8b000273, // add x19, x19, x0
+  0xf1000529, // subs x9, x9, #1
+  0x54ffff81, // b.ne 1b
+  0xaa1303e0, // mov x0, x19
+  0xd2800bc8, // mov x8, #94 (exit_group)
+  0xd4000001, // svc #0
+];
+const STORE_LOAD_BRANCH = [
+  0xf9000020, // str x0, [x1]
+  0xf9400040, // ldr x0, [x2]
+  0xd61f0060, // br x3
+];
+const BRK_UDF = [
+  0xd42000e0, // brk #7
+  0x00000000, // udf #0
+];
+
+const CODE = 0x400000;
+const DATA = 0x500000;
+const RO_DATA = 0x600000;
+const POOL = 0x1000000;
+const available = emulatorAvailability().available;
+
+function load(memory: Uint8Array, address: number, words: number[]): void {
+  const view = new DataView(memory.buffer, memory.byteOffset + address, words.length * 4);
+  words.forEach((word, i) => view.setUint32(i * 4, word >>> 0, true));
+}
+
+describe.skipIf(!available)("emulator backend", () => {
+  let vm: EmulatorVm;
+  let vcpu: Vcpu;
+  let tables: TinyTables;
+
+  beforeEach(() => {
+    vm = new EmulatorBackend().createVm({ memorySize: 256 * 1024 * 1024 });
+    tables = new TinyTables(vm.memory.bytes, POOL);
+    tables.map(CODE, PAGE, true, false, true);
+    tables.map(DATA, PAGE, true, true, false);
+    tables.map(RO_DATA, PAGE, true, false, false);
+    vm.setTranslationRoot(tables.root);
+    vcpu = vm.createVcpu();
+  });
+  afterEach(() => vm.destroy());
+
+  test("svc is dispatched in place: X8 in, X0 out, no run() exit per call", () => {
+    load(vm.memory.bytes, CODE, GETPID_LOOP);
+    const seen: number[] = [];
+    vcpu.setSyscallHandler((frame) => {
+      seen.push(frame[16]!);
+      if (frame[16] === 94) return SYSCALL_LEAVE;
+      frame[0] = 7;
+      frame[1] = 0;
+      return SYSCALL_RESUME;
+    });
+    vcpu.setRegister("pc", BigInt(CODE));
+    expect(vcpu.run()).toEqual({ kind: "stopped" });
+    expect(seen).toEqual([...Array(10).fill(172), 94]);
+    expect(vcpu.getRegister("x0")).toBe(70n); // 10 results of 7, summed by the guest
+    expect(vcpu.getRegister("pc")).toBe(BigInt(CODE + 40)); // past the final svc
+    expect(vm.statistics().syscalls).toBe(11);
+  });
+
+  test("without an in-line handler every svc leaves run() with PC past it", () => {
+    load(vm.memory.bytes, CODE, GETPID_LOOP);
+    vcpu.setRegister("pc", BigInt(CODE));
+    expect(vcpu.run()).toEqual({ kind: "syscall" });
+    expect(vcpu.getRegister("pc")).toBe(BigInt(CODE + 16));
+    expect(vcpu.getRegister("x8")).toBe(172n);
+  });
+
+  test("write to a read-only page is a permission fault with PC on the store", () => {
+    load(vm.memory.bytes, CODE, STORE_LOAD_BRANCH);
+    vcpu.setRegister("x1", BigInt(RO_DATA + 8));
+    vcpu.setRegister("pc", BigInt(CODE));
+    expect(vcpu.run()).toEqual({ kind: "fault", address: RO_DATA, access: "write", mapped: true });
+    expect(vcpu.getRegister("pc")).toBe(BigInt(CODE));
+  });
+
+  test("read of an unmapped page is a translation fault", () => {
+    load(vm.memory.bytes, CODE, STORE_LOAD_BRANCH);
+    vcpu.setRegister("x1", BigInt(DATA));
+    vcpu.setRegister("x2", BigInt(0x700000));
+    vcpu.setRegister("pc", BigInt(CODE));
+    expect(vcpu.run()).toEqual({ kind: "fault", address: 0x700000, access: "read", mapped: false });
+    expect(vcpu.getRegister("pc")).toBe(BigInt(CODE + 4));
+  });
+
+  test("executing a non-executable page is an exec permission fault", () => {
+    load(vm.memory.bytes, CODE, STORE_LOAD_BRANCH);
+    vcpu.setRegister("x1", BigInt(DATA));
+    vcpu.setRegister("x2", BigInt(DATA));
+    vcpu.setRegister("x3", BigInt(DATA + 0x10));
+    vcpu.setRegister("pc", BigInt(CODE));
+    expect(vcpu.run()).toEqual({ kind: "fault", address: DATA, access: "exec", mapped: true });
+    expect(vcpu.getRegister("pc")).toBe(BigInt(DATA + 0x10));
+  });
+
+  test("a permission change takes effect after invalidateTlb", () => {
+    load(vm.memory.bytes, CODE, STORE_LOAD_BRANCH);
+    vcpu.setRegister("x0", 0x1234n);
+    vcpu.setRegister("x1", BigInt(RO_DATA));
+    vcpu.setRegister("pc", BigInt(CODE));
+    expect(vcpu.run().kind).toBe("fault");
+    tables.map(RO_DATA, PAGE, true, true, false);
+    vm.invalidateTlb([{ kind: "range", address: RO_DATA, length: PAGE }]);
+    vcpu.setRegister("x2", BigInt(0x700000)); // next instruction faults, so run() returns
+    expect(vcpu.run().kind).toBe("fault");
+    expect(new DataView(vm.memory.bytes.buffer).getUint32(RO_DATA, true)).toBe(0x1234);
+  });
+
+  test("brk and udf leave run() with PC on the instruction", () => {
+    load(vm.memory.bytes, CODE, BRK_UDF);
+    vcpu.setRegister("pc", BigInt(CODE));
+    expect(vcpu.run()).toEqual({ kind: "breakpoint", pc: CODE });
+    vcpu.setRegister("pc", BigInt(CODE + 4));
+    expect(vcpu.run()).toEqual({ kind: "undefined-instruction", pc: CODE + 4 });
+  });
+
+  test("guest memory: discard zero-fills, the view is the guest's physical memory", () => {
+    vm.memory.bytes.fill(0xaa, DATA, DATA + PAGE);
+    vm.memory.discard(DATA, PAGE);
+    expect(vm.memory.bytes.subarray(DATA, DATA + PAGE).every((b) => b === 0)).toBe(true);
+  });
+
+  test("a throwing syscall handler surfaces as an exception from run(), not a crash", () => {
+    load(vm.memory.bytes, CODE, GETPID_LOOP);
+    vcpu.setSyscallHandler(() => {
+      throw new Error("handler bug");
+    });
+    vcpu.setRegister("pc", BigInt(CODE));
+    expect(() => vcpu.run()).toThrow("handler bug");
+  });
+
+  test("general and vector registers round-trip", () => {
+    vcpu.setRegister("x28", 0xfedcba9876543210n);
+    vcpu.setRegister("tpidr_el0", 0x1000n);
+    expect(vcpu.getRegister("x28")).toBe(0xfedcba9876543210n);
+    expect(vcpu.getRegister("tpidr_el0")).toBe(0x1000n);
+    const q = Uint8Array.from({ length: 16 }, (_, i) => i + 1);
+    vcpu.setVector(5, q);
+    expect(Array.from(vcpu.getVector(5))).toEqual(Array.from(q));
+  });
+});
+
+test("availability explains itself when the library cannot be used", () => {
+  const result = emulatorAvailability();
+  if (!result.available) expect(result.reason).toMatch(/unicorn/i);
+  else expect(result.reason).toBeUndefined();
+});

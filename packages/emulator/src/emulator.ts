@@ -1,0 +1,328 @@
+/**
+ * The software backend: the `Backend` interface over Unicorn 2.1 (see architecture.md, "Unicorn facts").
+ *
+ * - Guest memory is one slab mapped once with uc_mem_map_ptr and never split.
+ * - Permissions come from UC_TLB_VIRTUAL: the C core's TLB-fill hook walks the same AArch64 tables the
+ *   HVF backend hands to hardware, so both backends enforce identical per-page permissions.
+ * - `svc` is handled in place: the interrupt hook calls the JS dispatcher with X0..X8 in `syscallFrame`.
+ *   One engine per VM; all vCPUs of a VM share it (guest atomics stay atomic), so only one runs at a time.
+ */
+import { JSCallback, ptr, toArrayBuffer } from "bun:ffi";
+import type {
+  AccessKind,
+  Backend,
+  BackendAvailability,
+  GeneralRegister,
+  GuestPhysicalMemory,
+  InlineSyscallHandler,
+  TlbInvalidation,
+  Vcpu,
+  VcpuExit,
+  Vm,
+  VmOptions,
+} from "@guest/hvf-bindings";
+import { SYSCALL_LEAVE } from "@guest/hvf-bindings";
+import { CORE, EXIT, loadCore } from "./core/ffi.ts";
+import {
+  UC_ARCH_ARM64,
+  UC_ARM64_REG,
+  UC_CPU_ARM64_MAX,
+  UC_ERR,
+  UC_ERR_NAMES,
+  UC_MEM_FETCH,
+  UC_MEM_WRITE,
+  UC_MODE_ARM,
+  UC_PROT_ALL,
+} from "./unicorn/constants.ts";
+import { loadUnicorn, type UnicornLibrary, unicornLoadError } from "./unicorn/ffi.ts";
+
+export class EmulatorError extends Error {
+  constructor(call: string, code: number) {
+    super(`${call} failed: ${UC_ERR_NAMES[code] ?? "unknown error"} (${code})`);
+    this.name = "EmulatorError";
+  }
+}
+
+/** Unicorn 2.0.x stores take a slow path (20× slower) and lack the TLB-fill hook: refuse them. */
+export const MIN_UNICORN_VERSION = { major: 2, minor: 1 };
+
+export function unicornVersion(lib: UnicornLibrary): { major: number; minor: number; patch: number } {
+  const major = new Uint32Array(new ArrayBuffer(4));
+  const minor = new Uint32Array(new ArrayBuffer(4));
+  const combined = lib.symbols.uc_version(ptr(major), ptr(minor));
+  return { major: major[0]!, minor: minor[0]!, patch: (combined >>> 0) & 0xff };
+}
+
+export function emulatorAvailability(): BackendAvailability {
+  const loaded = loadUnicorn();
+  if (!loaded) return { available: false, reason: unicornLoadError() ?? "libunicorn not found" };
+  const version = unicornVersion(loaded.lib);
+  if (
+    version.major < MIN_UNICORN_VERSION.major ||
+    (version.major === MIN_UNICORN_VERSION.major && version.minor < MIN_UNICORN_VERSION.minor)
+  ) {
+    return {
+      available: false,
+      reason: `${loaded.path} is Unicorn ${version.major}.${version.minor}.${version.patch}; guest needs 2.1 or newer (2.0 lacks the TLB-fill hook and runs stores ~20× slower). Run \`bun install\` to fetch 2.1, or set GUEST_UNICORN_LIB.`,
+    };
+  }
+  return { available: true };
+}
+
+const ACCESS_BY_MEM_TYPE: Record<number, AccessKind> = { 16: "read", [UC_MEM_WRITE]: "write", [UC_MEM_FETCH]: "exec" };
+
+function registerId(name: GeneralRegister): number {
+  switch (name) {
+    case "sp":
+      return UC_ARM64_REG.SP;
+    case "pc":
+      return UC_ARM64_REG.PC;
+    case "nzcv":
+      return UC_ARM64_REG.NZCV;
+    case "tpidr_el0":
+      return UC_ARM64_REG.TPIDR_EL0;
+    case "tpidrro_el0":
+      return UC_ARM64_REG.TPIDRRO_EL0;
+    case "fpcr":
+      return UC_ARM64_REG.FPCR;
+    case "fpsr":
+      return UC_ARM64_REG.FPSR;
+    case "x29":
+      return UC_ARM64_REG.X29;
+    case "x30":
+      return UC_ARM64_REG.X30;
+    default: {
+      const index = Number(name.slice(1));
+      return UC_ARM64_REG.X0 + index;
+    }
+  }
+}
+
+class EmulatorMemory implements GuestPhysicalMemory {
+  readonly bytes: Uint8Array;
+  constructor(
+    readonly hostAddress: number,
+    readonly size: number,
+  ) {
+    this.bytes = new Uint8Array(toArrayBuffer(hostAddress, 0, size));
+  }
+  discard(address: number, length: number): void {
+    if (length <= 0) return;
+    const result = loadCore().core_slab_discard(this.hostAddress, address, length);
+    if (result !== 0 || process.platform === "darwin") this.bytes.fill(0, address, address + length);
+  }
+}
+
+class EmulatorVcpu implements Vcpu {
+  readonly syscallFrame: Uint32Array;
+  // Buffers handed to C are created over an explicit ArrayBuffer: a small "fast" typed array may move
+  // its storage when its .buffer is first touched, leaving C with a stale pointer.
+  private readonly scratch = new BigUint64Array(new ArrayBuffer(16));
+  private readonly scratchPtr: number;
+  private handler: InlineSyscallHandler | null = null;
+  private callback: JSCallback | null = null;
+
+  constructor(
+    readonly id: number,
+    private readonly vm: EmulatorVm,
+  ) {
+    this.syscallFrame = new Uint32Array(vm.coreState.buffer, CORE.frame, 18);
+    this.scratchPtr = ptr(this.scratch);
+  }
+
+  setSyscallHandler(handler: InlineSyscallHandler | null): void {
+    this.handler = handler;
+    const view = this.vm.coreView;
+    if (!handler) {
+      view.setBigUint64(CORE.onSvc, 0n, true);
+      this.callback?.close();
+      this.callback = null;
+      return;
+    }
+    if (!this.callback) {
+      // Same-thread callback; kept referenced for the engine's lifetime (closed in destroy()).
+      this.callback = new JSCallback(
+        () => {
+          try {
+            return this.handler ? this.handler(this.syscallFrame) : SYSCALL_LEAVE;
+          } catch (error) {
+            this.vm.pendingError = error;
+            return SYSCALL_LEAVE;
+          }
+        },
+        { args: [], returns: "i32" },
+      );
+    }
+    view.setBigUint64(CORE.onSvc, BigInt(this.callback.ptr!), true);
+  }
+
+  run(): VcpuExit {
+    const vm = this.vm;
+    const pc = this.getRegister("pc");
+    const err = loadCore().core_run(vm.corePtr, pc);
+    const view = vm.coreView;
+    const kind = Number(view.getBigUint64(CORE.exitKind, true));
+    if (vm.pendingError) {
+      const error = vm.pendingError;
+      vm.pendingError = null;
+      throw error;
+    }
+    switch (kind) {
+      case EXIT.SYSCALL:
+        return { kind: "syscall" };
+      case EXIT.STOPPED:
+        return { kind: "stopped" };
+      case EXIT.UNDEFINED:
+        return { kind: "undefined-instruction", pc: Number(this.getRegister("pc")) };
+      case EXIT.BREAKPOINT:
+        return { kind: "breakpoint", pc: Number(this.getRegister("pc")) };
+    }
+    const faultMapped = view.getBigUint64(CORE.faultMapped, true);
+    if (faultMapped !== 2n && (kind === EXIT.FAULT || err !== UC_ERR.OK)) {
+      return {
+        kind: "fault",
+        address: Number(view.getBigUint64(CORE.faultAddress, true)),
+        access: ACCESS_BY_MEM_TYPE[Number(view.getBigUint64(CORE.faultAccess, true))] ?? "read",
+        mapped: faultMapped === 1n,
+      };
+    }
+    if (err === UC_ERR.INSN_INVALID) return { kind: "undefined-instruction", pc: Number(this.getRegister("pc")) };
+    if (err !== UC_ERR.OK) return { kind: "backend-error", message: new EmulatorError("uc_emu_start", err).message };
+    return { kind: "backend-error", message: `emulation ended without an exit (exception ${view.getBigUint64(CORE.intno, true)})` };
+  }
+
+  requestStop(): void {
+    this.vm.coreView.setBigUint64(CORE.stopRequested, 1n, true);
+  }
+
+  getRegister(name: GeneralRegister): bigint {
+    const err = this.vm.uc.symbols.uc_reg_read(this.vm.engine, registerId(name), this.scratchPtr);
+    if (err) throw new EmulatorError(`uc_reg_read(${name})`, err);
+    return this.scratch[0]!;
+  }
+
+  setRegister(name: GeneralRegister, value: bigint): void {
+    this.scratch[0] = BigInt.asUintN(64, value);
+    const err = this.vm.uc.symbols.uc_reg_write(this.vm.engine, registerId(name), this.scratchPtr);
+    if (err) throw new EmulatorError(`uc_reg_write(${name})`, err);
+  }
+
+  getVector(index: number): Uint8Array {
+    const err = this.vm.uc.symbols.uc_reg_read(this.vm.engine, UC_ARM64_REG.Q0 + index, this.scratchPtr);
+    if (err) throw new EmulatorError(`uc_reg_read(q${index})`, err);
+    return new Uint8Array(this.scratch.buffer.slice(0, 16));
+  }
+
+  setVector(index: number, value: Uint8Array): void {
+    new Uint8Array(this.scratch.buffer).set(value.subarray(0, 16));
+    const err = this.vm.uc.symbols.uc_reg_write(this.vm.engine, UC_ARM64_REG.Q0 + index, this.scratchPtr);
+    if (err) throw new EmulatorError(`uc_reg_write(q${index})`, err);
+  }
+
+  destroy(): void {
+    this.setSyscallHandler(null);
+  }
+}
+
+class EmulatorVm implements Vm {
+  readonly memory: EmulatorMemory;
+  readonly uc: UnicornLibrary;
+  readonly engine: number;
+  /** `struct core` of core.c; its buffer stays referenced while the engine lives (C keeps a pointer). */
+  readonly coreState = new BigUint64Array(new ArrayBuffer(CORE.size));
+  readonly coreView = new DataView(this.coreState.buffer);
+  readonly corePtr: number;
+  pendingError: unknown = null;
+  private vcpus: EmulatorVcpu[] = [];
+  private destroyed = false;
+
+  constructor(options: VmOptions) {
+    const loaded = loadUnicorn();
+    if (!loaded) throw new Error(unicornLoadError() ?? "libunicorn not found");
+    this.uc = loaded.lib;
+    const core = loadCore();
+    const size = options.memorySize;
+    const handle = new BigUint64Array(new ArrayBuffer(8));
+    let err = this.uc.symbols.uc_open(UC_ARCH_ARM64, UC_MODE_ARM, ptr(handle));
+    if (err) throw new EmulatorError("uc_open", err);
+    this.engine = Number(handle[0]);
+    const s = this.uc.symbols;
+    err = core.core_set_cpu_model(this.engine, s.uc_ctl.ptr!, UC_CPU_ARM64_MAX);
+    if (err) throw new EmulatorError("uc_ctl(CPU_MODEL)", err);
+    const slab = core.core_slab_create(size);
+    if (typeof slab !== "number" || slab < 0) throw new Error(`cannot reserve ${size} bytes of guest memory (errno ${-Number(slab)})`);
+    this.memory = new EmulatorMemory(slab, size);
+    err = s.uc_mem_map_ptr(this.engine, 0, size, UC_PROT_ALL, slab);
+    if (err) throw new EmulatorError("uc_mem_map_ptr", err);
+
+    const state = this.coreState;
+    state[CORE.uc / 8] = BigInt(this.engine);
+    state[CORE.emuStart / 8] = BigInt(s.uc_emu_start.ptr!);
+    state[CORE.emuStop / 8] = BigInt(s.uc_emu_stop.ptr!);
+    state[CORE.readBatch / 8] = BigInt(s.uc_reg_read_batch.ptr!);
+    state[CORE.regWrite / 8] = BigInt(s.uc_reg_write.ptr!);
+    state[CORE.ctl / 8] = BigInt(s.uc_ctl.ptr!);
+    state[CORE.hookAdd / 8] = BigInt(s.uc_hook_add.ptr!);
+    state[CORE.mem / 8] = BigInt(slab);
+    state[CORE.memSize / 8] = BigInt(size);
+    this.corePtr = ptr(state);
+    err = core.core_attach(this.corePtr);
+    if (err) throw new EmulatorError("core_attach (TLB mode and hooks)", err);
+    // FP/SIMD enabled at EL0 and EL1 (CPACR_EL1.FPEN = 0b11), as Linux leaves it for user space.
+    const scratch = new BigUint64Array(new ArrayBuffer(8));
+    scratch[0] = 3n << 20n;
+    err = s.uc_reg_write(this.engine, UC_ARM64_REG.CPACR_EL1, ptr(scratch));
+    if (err) throw new EmulatorError("uc_reg_write(CPACR_EL1)", err);
+  }
+
+  setTranslationRoot(rootAddress: number): void {
+    this.coreState[CORE.ttbr / 8] = BigInt(rootAddress);
+    loadCore().core_flush_tlb(this.corePtr);
+  }
+
+  invalidateTlb(requests: readonly TlbInvalidation[]): void {
+    // Unicorn 2.1 offers only a whole-TLB flush; one per batch, and none for an empty batch.
+    if (requests.length > 0) loadCore().core_flush_tlb(this.corePtr);
+  }
+
+  invalidateCode(address: number, length: number): void {
+    if (length > 0) loadCore().core_remove_code(this.corePtr, address, address + length);
+  }
+
+  createVcpu(): Vcpu {
+    if (this.vcpus.length > 0) {
+      // One engine per VM keeps guest atomics atomic; a scheduler for several threads is the threads issue.
+      throw new Error("the emulator backend runs one vCPU per VM for now");
+    }
+    const vcpu = new EmulatorVcpu(this.vcpus.length, this);
+    this.vcpus.push(vcpu);
+    return vcpu;
+  }
+
+  /** TLB fills and svc exceptions seen so far (for benchmarks and the package README). */
+  statistics(): { tlbFills: number; syscalls: number } {
+    return { tlbFills: Number(this.coreState[CORE.fills / 8]), syscalls: Number(this.coreState[CORE.svcs / 8]) };
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    for (const vcpu of this.vcpus) vcpu.destroy();
+    this.uc.symbols.uc_close(this.engine);
+    loadCore().core_slab_destroy(this.memory.hostAddress, this.memory.size);
+  }
+}
+
+export class EmulatorBackend implements Backend {
+  readonly name = "emulator" as const;
+  availability(): BackendAvailability {
+    return emulatorAvailability();
+  }
+  createVm(options: VmOptions): EmulatorVm {
+    const availability = this.availability();
+    if (!availability.available) throw new Error(availability.reason);
+    return new EmulatorVm(options);
+  }
+}
+
+export type { EmulatorVm };

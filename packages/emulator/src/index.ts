@@ -1,0 +1,2 @@
+export { EmulatorBackend, EmulatorError, emulatorAvailability, MIN_UNICORN_VERSION, unicornVersion } from "./emulator.ts";
+export type { EmulatorVm } from "./emulator.ts";

@@ -1,0 +1,116 @@
+/**
+ * The one interface both execution backends implement (Hypervisor.framework and the Unicorn
+ * emulator). Nothing above it knows which backend it runs on; differences are capability queries.
+ *
+ * Memory model (architecture.md): guest virtual address == guest physical address == offset into
+ * one host slab. Protection is stage-1: AArch64 translation tables that live *inside* guest
+ * physical memory (in the runtime's reserved window), written by the `pagetable` package. HVF
+ * walks them in hardware; the emulator walks the very same bytes from its TLB-fill hook.
+ */
+
+/** The host slab that is the guest's physical memory. */
+export interface GuestPhysicalMemory {
+  /** Bytes of guest physical address space: valid addresses are [0, size). */
+  readonly size: number;
+  /** Zero-copy view over the whole slab. Index == guest physical address. */
+  readonly bytes: Uint8Array;
+  /** Host pointer of the slab's first byte (for handing guest buffers straight to host syscalls). */
+  readonly hostAddress: number;
+  /** Give the host pages behind [address, address+length) back: they read as zeroes afterwards. */
+  discard(address: number, length: number): void;
+}
+
+export type AccessKind = "read" | "write" | "exec";
+
+/** Why `Vcpu.run()` returned. PC conventions follow the hardware exception that caused it. */
+export type VcpuExit =
+  /** `svc #0` with no in-line handler (or the handler asked to leave): PC is past the svc, number in X8. */
+  | { kind: "syscall" }
+  /**
+   * A translation fault (`mapped: false`: no valid descriptor) or permission fault (`mapped: true`)
+   * at `address`, PC still on the faulting instruction.
+   */
+  | { kind: "fault"; address: number; access: AccessKind; mapped: boolean }
+  /** An instruction the CPU does not implement (or a privileged one): PC on it. */
+  | { kind: "undefined-instruction"; pc: number }
+  /** `brk #imm`: PC on it. */
+  | { kind: "breakpoint"; pc: number }
+  /** `requestStop()` was called, or the in-line syscall handler asked to leave the run loop. */
+  | { kind: "stopped" }
+  /** The backend failed in a way that is not the guest's doing. */
+  | { kind: "backend-error"; message: string };
+
+/** Names of the general registers a backend exposes. */
+export type GeneralRegister =
+  | `x${0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9}`
+  | `x${1 | 2}${0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9}`
+  | "x30"
+  | "sp"
+  | "pc"
+  | "nzcv"
+  | "tpidr_el0"
+  | "tpidrro_el0"
+  | "fpcr"
+  | "fpsr";
+
+/**
+ * In-line syscall handling: the backend calls this on `svc #0` *without* leaving `run()`, with
+ * `frame` holding X0..X8 as 18 little-endian u32 words (lo, hi per register). The handler writes
+ * the result into words 0–1 (X0) and returns SYSCALL_RESUME, or returns SYSCALL_LEAVE to make
+ * `run()` return `{ kind: "stopped" }` (PC past the svc, X0 untouched).
+ * This saves a full run-loop round trip per syscall, the commonest exit there is.
+ */
+export type InlineSyscallHandler = (frame: Uint32Array) => number;
+export const SYSCALL_RESUME = 0;
+export const SYSCALL_LEAVE = 1;
+
+export interface Vcpu {
+  readonly id: number;
+  /** Run guest code until an exit. */
+  run(): VcpuExit;
+  /** Ask a running vCPU to leave `run()` with `{ kind: "stopped" }` as soon as it can. */
+  requestStop(): void;
+  setSyscallHandler(handler: InlineSyscallHandler | null): void;
+  /** The syscall frame the in-line handler sees (X0..X8, u32 lo/hi pairs). */
+  readonly syscallFrame: Uint32Array;
+  getRegister(name: GeneralRegister): bigint;
+  setRegister(name: GeneralRegister, value: bigint): void;
+  /** Q0..Q31, 16 bytes each, little-endian. */
+  getVector(index: number): Uint8Array;
+  setVector(index: number, value: Uint8Array): void;
+  destroy(): void;
+}
+
+/** One request for the backend to drop cached translations after page-table edits. */
+export type TlbInvalidation =
+  | { kind: "all" }
+  | { kind: "range"; address: number; length: number };
+
+export interface VmOptions {
+  /** Guest physical address space in bytes (power of two, at least 256 MiB). */
+  memorySize: number;
+}
+
+export interface Vm {
+  readonly memory: GuestPhysicalMemory;
+  /** Guest physical address of the level-0 translation table (TTBR0_EL1). */
+  setTranslationRoot(rootAddress: number): void;
+  /** Apply the TLB invalidations a syscall queued, as one request. */
+  invalidateTlb(requests: readonly TlbInvalidation[]): void;
+  /** Instruction bytes in [address, address+length) changed behind the CPU's back (loader, mmap of code). */
+  invalidateCode(address: number, length: number): void;
+  createVcpu(): Vcpu;
+  destroy(): void;
+}
+
+export interface BackendAvailability {
+  available: boolean;
+  /** Why not, in one line a user can act on. */
+  reason?: string;
+}
+
+export interface Backend {
+  readonly name: "hvf" | "emulator";
+  availability(): BackendAvailability;
+  createVm(options: VmOptions): Vm;
+}
