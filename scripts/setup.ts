@@ -46,7 +46,13 @@ async function ensureUnicorn(): Promise<boolean> {
     );
     return false;
   }
-  const library = join(destination, "usr", "lib", `${arch === "arm64" ? "aarch64" : "x86_64"}-linux-gnu`, "libunicorn.so.2");
+  const library = join(
+    destination,
+    "usr",
+    "lib",
+    `${arch === "arm64" ? "aarch64" : "x86_64"}-linux-gnu`,
+    "libunicorn.so.2",
+  );
   if (!existsSync(library)) {
     consola.error(`${UNICORN_PACKAGE} unpacked, but ${library} is missing`);
     return false;
@@ -59,22 +65,31 @@ function ensureTestTools(): boolean {
   if (!canUseApt()) {
     const missing = ["qemu-aarch64-static", "aarch64-linux-gnu-gcc"].filter((tool) => !Bun.which(tool));
     if (missing.length > 0) {
-      consola.warn(`Tests need ${missing.join(" and ")} (Debian/Ubuntu: qemu-user-static, gcc-aarch64-linux-gnu, libc6-dev-arm64-cross).`);
+      consola.warn(
+        `Tests need ${missing.join(" and ")} (Debian/Ubuntu: qemu-user-static, gcc-aarch64-linux-gnu, libc6-dev-arm64-cross).`,
+      );
       return false;
     }
     return true;
   }
-  return aptInstall(["qemu-user-static", "gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross", "gcc", "libc6-dev"], "the test suite");
+  return aptInstall(
+    ["qemu-user-static", "gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross", "gcc", "libc6-dev"],
+    "the test suite",
+  );
 }
 
 export async function setup(options: { tests: boolean }): Promise<boolean> {
   let ok = true;
   if (process.platform === "darwin" && process.arch === "arm64") {
-    consola.success("macOS on Apple Silicon: the hvf backend needs nothing more (the emulator backend needs `brew install unicorn`)");
+    consola.success(
+      "macOS on Apple Silicon: the hvf backend needs nothing more (the emulator backend needs `brew install unicorn`)",
+    );
   } else if (process.platform === "linux") {
     ok = (await ensureUnicorn()) && ok;
   } else {
-    consola.warn(`${process.platform}-${process.arch}: only the emulator backend can work here; install Unicorn 2.1 and set GUEST_UNICORN_LIB`);
+    consola.warn(
+      `${process.platform}-${process.arch}: only the emulator backend can work here; install Unicorn 2.1 and set GUEST_UNICORN_LIB`,
+    );
   }
   if (options.tests) ok = ensureTestTools() && ok;
   return ok;

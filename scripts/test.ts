@@ -12,7 +12,8 @@ import { setup } from "./setup.ts";
 
 const root = join(import.meta.dir, "..");
 const toolsReady = await setup({ tests: true });
-if (!toolsReady) consola.warn("Some test tools are missing: tests that need them will report themselves skipped.");
+if (!toolsReady)
+  consola.warn("Some test tools are missing: tests that need them will report themselves skipped.");
 
 const fixturesModule = join(import.meta.dir, "fixtures.ts");
 if (existsSync(fixturesModule)) {
@@ -44,7 +45,8 @@ async function pump(stream: ReadableStream<Uint8Array>, sink: NodeJS.WriteStream
 await Promise.all([pump(child.stdout, process.stdout), pump(child.stderr, process.stderr)]);
 const code = await child.exited;
 
-const count = (word: string): number => Number(transcript.match(new RegExp(`^\\s*(\\d+) ${word}$`, "m"))?.[1] ?? 0);
+const count = (word: string): number =>
+  Number(transcript.match(new RegExp(`^\\s*(\\d+) ${word}$`, "m"))?.[1] ?? 0);
 const passed = count("pass");
 const failed = count("fail");
 const skipped = count("skip");

@@ -11,7 +11,10 @@ export const REPO_ROOT = join(import.meta.dir, "..", "..");
 export const CACHE_DIR = join(REPO_ROOT, ".cache");
 const DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg";
 
-export function run(command: string[], options: { quiet?: boolean; cwd?: string } = {}): { ok: boolean; output: string } {
+export function run(
+  command: string[],
+  options: { quiet?: boolean; cwd?: string } = {},
+): { ok: boolean; output: string } {
   const result = Bun.spawnSync(command, {
     cwd: options.cwd,
     stdout: "pipe",
@@ -33,6 +36,7 @@ export function isRoot(): boolean {
 
 export function dpkgInstalled(pkg: string): boolean {
   if (!hasCommand("dpkg-query")) return false;
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format syntax, not a JS template.
   const { ok, output } = run(["dpkg-query", "-W", "-f=${Status}", pkg], { quiet: true });
   return ok && output.includes("install ok installed");
 }
@@ -49,7 +53,9 @@ export function aptInstall(packages: string[], why: string): boolean {
   if (missing.length === 0) return true;
   const command = `apt-get install -y ${missing.join(" ")}`;
   if (!canUseApt() || !isRoot()) {
-    consola.warn(`${why} needs: ${missing.join(", ")}. Install them with:\n  sudo apt-get update && sudo ${command}`);
+    consola.warn(
+      `${why} needs: ${missing.join(", ")}. Install them with:\n  sudo apt-get update && sudo ${command}`,
+    );
     return false;
   }
   consola.start(`Installing ${missing.join(", ")} (${why})…`);
@@ -77,13 +83,20 @@ export function hostDebianArch(): string | null {
  * Download `pkg` for `arch` from Debian `suite` into `.cache/apt/debs` with a private apt state, and unpack it
  * into `destination`. Works without root and without touching /etc/apt. Returns the unpack folder or null.
  */
-export function fetchDebianPackage(pkg: string, suite: string, arch: string, destination: string): string | null {
+export function fetchDebianPackage(
+  pkg: string,
+  suite: string,
+  arch: string,
+  destination: string,
+): string | null {
   if (!hasCommand("apt-get") || !hasCommand("dpkg-deb")) {
     consola.warn(`apt-get/dpkg-deb not found: cannot fetch ${pkg} from Debian ${suite}`);
     return null;
   }
   if (!existsSync(DEBIAN_KEYRING)) {
-    consola.warn(`${DEBIAN_KEYRING} not found (package debian-archive-keyring): cannot verify Debian's ${suite} archive`);
+    consola.warn(
+      `${DEBIAN_KEYRING} not found (package debian-archive-keyring): cannot verify Debian's ${suite} archive`,
+    );
     return null;
   }
   const state = join(CACHE_DIR, "apt", `${suite}-${arch}`);
@@ -92,18 +105,31 @@ export function fetchDebianPackage(pkg: string, suite: string, arch: string, des
   mkdirSync(join(lists, "partial"), { recursive: true });
   mkdirSync(join(archives, "partial"), { recursive: true });
   const sourcesFile = join(state, "sources.list");
-  writeFileSync(sourcesFile, `deb [arch=${arch} signed-by=${DEBIAN_KEYRING}] http://deb.debian.org/debian ${suite} main\n`);
+  writeFileSync(
+    sourcesFile,
+    `deb [arch=${arch} signed-by=${DEBIAN_KEYRING}] http://deb.debian.org/debian ${suite} main\n`,
+  );
   const options = [
-    "-o", `Dir::Etc::SourceList=${sourcesFile}`,
-    "-o", "Dir::Etc::SourceParts=/nonexistent",
-    "-o", `Dir::State::Lists=${lists}`,
-    "-o", `Dir::State::Status=${join(state, "status")}`,
-    "-o", `Dir::Cache=${state}`,
-    "-o", `Dir::Cache::Archives=${archives}`,
-    "-o", `APT::Architecture=${arch}`,
-    "-o", `APT::Architectures=${arch}`,
-    "-o", "Debug::NoLocking=1",
-    "-o", "APT::Sandbox::User=root",
+    "-o",
+    `Dir::Etc::SourceList=${sourcesFile}`,
+    "-o",
+    "Dir::Etc::SourceParts=/nonexistent",
+    "-o",
+    `Dir::State::Lists=${lists}`,
+    "-o",
+    `Dir::State::Status=${join(state, "status")}`,
+    "-o",
+    `Dir::Cache=${state}`,
+    "-o",
+    `Dir::Cache::Archives=${archives}`,
+    "-o",
+    `APT::Architecture=${arch}`,
+    "-o",
+    `APT::Architectures=${arch}`,
+    "-o",
+    "Debug::NoLocking=1",
+    "-o",
+    "APT::Sandbox::User=root",
   ];
   writeFileSync(join(state, "status"), "");
   consola.start(`Fetching ${pkg} (${arch}) from Debian ${suite}…`);

@@ -18,7 +18,22 @@ export function assembleDemo(): Uint8Array {
     const executable = join(work, "demo");
     const steps = [
       [ASSEMBLER, join(DEMO_DIR, "demo.S"), "-o", object],
-      [LINKER, "-static", "-nostdlib", "-s", "--build-id=none", "-z", "max-page-size=4096", "-z", "common-page-size=4096", "-z", "noexecstack", object, "-o", executable],
+      [
+        LINKER,
+        "-static",
+        "-nostdlib",
+        "-s",
+        "--build-id=none",
+        "-z",
+        "max-page-size=4096",
+        "-z",
+        "common-page-size=4096",
+        "-z",
+        "noexecstack",
+        object,
+        "-o",
+        executable,
+      ],
     ];
     for (const command of steps) {
       const result = Bun.spawnSync(command, { stderr: "pipe" });

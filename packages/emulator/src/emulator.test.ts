@@ -34,7 +34,7 @@ const available = emulatorAvailability().available;
 
 function load(memory: Uint8Array, address: number, words: number[]): void {
   const view = new DataView(memory.buffer, memory.byteOffset + address, words.length * 4);
-  words.forEach((word, i) => view.setUint32(i * 4, word >>> 0, true));
+  for (const [i, word] of words.entries()) view.setUint32(i * 4, word >>> 0, true);
 }
 
 describe.skipIf(!available)("emulator backend", () => {

@@ -69,7 +69,11 @@ export function emulatorAvailability(): BackendAvailability {
   return { available: true };
 }
 
-const ACCESS_BY_MEM_TYPE: Record<number, AccessKind> = { 16: "read", [UC_MEM_WRITE]: "write", [UC_MEM_FETCH]: "exec" };
+const ACCESS_BY_MEM_TYPE: Record<number, AccessKind> = {
+  16: "read",
+  [UC_MEM_WRITE]: "write",
+  [UC_MEM_FETCH]: "exec",
+};
 
 function registerId(name: GeneralRegister): number {
   switch (name) {
@@ -186,9 +190,14 @@ class EmulatorVcpu implements Vcpu {
         mapped: faultMapped === 1n,
       };
     }
-    if (err === UC_ERR.INSN_INVALID) return { kind: "undefined-instruction", pc: Number(this.getRegister("pc")) };
-    if (err !== UC_ERR.OK) return { kind: "backend-error", message: new EmulatorError("uc_emu_start", err).message };
-    return { kind: "backend-error", message: `emulation ended without an exit (exception ${view.getBigUint64(CORE.intno, true)})` };
+    if (err === UC_ERR.INSN_INVALID)
+      return { kind: "undefined-instruction", pc: Number(this.getRegister("pc")) };
+    if (err !== UC_ERR.OK)
+      return { kind: "backend-error", message: new EmulatorError("uc_emu_start", err).message };
+    return {
+      kind: "backend-error",
+      message: `emulation ended without an exit (exception ${view.getBigUint64(CORE.intno, true)})`,
+    };
   }
 
   requestStop(): void {
@@ -250,7 +259,8 @@ class EmulatorVm implements Vm {
     err = core.core_set_cpu_model(this.engine, s.uc_ctl.ptr!, UC_CPU_ARM64_MAX);
     if (err) throw new EmulatorError("uc_ctl(CPU_MODEL)", err);
     const slab = core.core_slab_create(size);
-    if (typeof slab !== "number" || slab < 0) throw new Error(`cannot reserve ${size} bytes of guest memory (errno ${-Number(slab)})`);
+    if (typeof slab !== "number" || slab < 0)
+      throw new Error(`cannot reserve ${size} bytes of guest memory (errno ${-Number(slab)})`);
     this.memory = new EmulatorMemory(slab, size);
     err = s.uc_mem_map_ptr(this.engine, 0, size, UC_PROT_ALL, slab);
     if (err) throw new EmulatorError("uc_mem_map_ptr", err);
@@ -301,7 +311,10 @@ class EmulatorVm implements Vm {
 
   /** TLB fills and svc exceptions seen so far (for benchmarks and the package README). */
   statistics(): { tlbFills: number; syscalls: number } {
-    return { tlbFills: Number(this.coreState[CORE.fills / 8]), syscalls: Number(this.coreState[CORE.svcs / 8]) };
+    return {
+      tlbFills: Number(this.coreState[CORE.fills / 8]),
+      syscalls: Number(this.coreState[CORE.svcs / 8]),
+    };
   }
 
   destroy(): void {

@@ -1,2 +1,8 @@
-export { EmulatorBackend, EmulatorError, emulatorAvailability, MIN_UNICORN_VERSION, unicornVersion } from "./emulator.ts";
 export type { EmulatorVm } from "./emulator.ts";
+export {
+  EmulatorBackend,
+  EmulatorError,
+  emulatorAvailability,
+  MIN_UNICORN_VERSION,
+  unicornVersion,
+} from "./emulator.ts";

@@ -82,7 +82,7 @@ struct core {
   uint64_t intno;             /* 120 */
   uint64_t stop_requested;    /* 128: set by JS (requestStop) or by the svc handler's LEAVE */
   uint64_t stopping;          /* 136: a stop is in progress: answer stray fills harmlessly */
-  uint64_t stray_fill;        /* 144: a harmless answer was cached: flush the TLB after run */
+  uint64_t reserved_144;      /* 144: unused */
   uint64_t fills;             /* 152: statistics */
   uint64_t svcs;              /* 160 */
   uint64_t frame[9];          /* 168: X0..X8 for the JS dispatcher */
@@ -138,11 +138,12 @@ static bool on_tlb_fill(uc_engine *uc, uint64_t va, int type, uint64_t *entry, v
   struct core *c = user;
   c->fills++;
   if (c->stopping) {
-    /* Unicorn may look up one more fetch after a stop request; it is never executed. */
-    entry[0] = 0;
-    ((uint32_t *)entry)[2] = 7;
-    c->stray_fill = 1;
-    return true;
+    /*
+     * Unicorn may look up one more fetch after a stop request; it is never executed. Answer "no
+     * translation" without recording a fault: nothing bogus gets cached, so no TLB flush is needed after
+     * the run (a flush lets QEMU shrink its TLB once its 100 ms sizing window has passed).
+     */
+    return false;
   }
   uint64_t table = c->ttbr;
   uint64_t desc = 0;
@@ -213,10 +214,6 @@ int core_run(struct core *c, uint64_t pc) {
   int err = c->emu_start(c->uc, pc, 0xfffffffffffffffcULL, 0, 0);
   c->stopping = 0;
   c->stop_requested = 0;
-  if (c->stray_fill) {
-    c->stray_fill = 0;
-    c->ctl(c->uc, 1073741835 /* UC_CTL_WRITE(TLB_FLUSH) */);
-  }
   return err;
 }
 

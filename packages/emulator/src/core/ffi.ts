@@ -2,8 +2,9 @@
  * Symbol table of the emulator's native core (core.c), compiled once per process by bun:ffi's `cc`.
  * Set GUEST_EMULATOR_CORE to a prebuilt shared object (same symbols) to skip the compile.
  */
-import { join } from "node:path";
+
 import { cc, dlopen, FFIType } from "bun:ffi";
+import { join } from "node:path";
 
 const symbols = {
   core_attach: { args: [FFIType.ptr], returns: FFIType.i32 },
@@ -27,7 +28,8 @@ export function loadCore(): CoreLibrary["symbols"] {
     library = prebuilt ? dlopen(prebuilt, symbols) : cc({ source: join(import.meta.dir, "core.c"), symbols });
     const nativeSize = library.symbols.core_struct_size();
     // The JS buffer must cover the whole C struct: C writes every field, past-the-end writes corrupt the JS heap.
-    if (nativeSize !== CORE.size) throw new Error(`emulator core: struct core is ${nativeSize} bytes, core/ffi.ts says ${CORE.size}`);
+    if (nativeSize !== CORE.size)
+      throw new Error(`emulator core: struct core is ${nativeSize} bytes, core/ffi.ts says ${CORE.size}`);
   }
   return library.symbols;
 }

@@ -5,26 +5,36 @@
  * `.cache/unicorn/` (Debian trixie's 2.1.1 on hosts whose distribution ships 2.0.x), then the system's
  * libunicorn.so.2 / libunicorn.2.dylib.
  */
+
+import { dlopen, FFIType } from "bun:ffi";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { dlopen, FFIType } from "bun:ffi";
 
 const symbols = {
   uc_version: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.u32 },
   uc_open: { args: [FFIType.u32, FFIType.u32, FFIType.ptr], returns: FFIType.i32 },
   uc_close: { args: [FFIType.ptr], returns: FFIType.i32 },
   uc_strerror: { args: [FFIType.i32], returns: FFIType.cstring },
-  uc_emu_start: { args: [FFIType.ptr, FFIType.u64, FFIType.u64, FFIType.u64, FFIType.u64], returns: FFIType.i32 },
+  uc_emu_start: {
+    args: [FFIType.ptr, FFIType.u64, FFIType.u64, FFIType.u64, FFIType.u64],
+    returns: FFIType.i32,
+  },
   uc_emu_stop: { args: [FFIType.ptr], returns: FFIType.i32 },
   uc_reg_read: { args: [FFIType.ptr, FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
   uc_reg_write: { args: [FFIType.ptr, FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
   uc_reg_read_batch: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
   uc_reg_write_batch: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
-  uc_mem_map_ptr: { args: [FFIType.ptr, FFIType.u64, FFIType.u64, FFIType.u32, FFIType.ptr], returns: FFIType.i32 },
+  uc_mem_map_ptr: {
+    args: [FFIType.ptr, FFIType.u64, FFIType.u64, FFIType.u32, FFIType.ptr],
+    returns: FFIType.i32,
+  },
   uc_mem_unmap: { args: [FFIType.ptr, FFIType.u64, FFIType.u64], returns: FFIType.i32 },
   // Variadic: never called from JS (the x86-64 and Apple arm64 variadic ABIs differ); handed to the C core as pointers.
   uc_ctl: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
-  uc_hook_add: { args: [FFIType.ptr, FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.ptr, FFIType.u64, FFIType.u64], returns: FFIType.i32 },
+  uc_hook_add: {
+    args: [FFIType.ptr, FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.ptr, FFIType.u64, FFIType.u64],
+    returns: FFIType.i32,
+  },
   uc_hook_del: { args: [FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
 } as const;
 
