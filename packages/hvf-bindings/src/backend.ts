@@ -82,9 +82,7 @@ export interface Vcpu {
 }
 
 /** One request for the backend to drop cached translations after page-table edits. */
-export type TlbInvalidation =
-  | { kind: "all" }
-  | { kind: "range"; address: number; length: number };
+export type TlbInvalidation = { kind: "all" } | { kind: "range"; address: number; length: number };
 
 export interface VmOptions {
   /** Guest physical address space in bytes (power of two, at least 256 MiB). */

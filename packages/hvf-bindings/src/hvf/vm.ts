@@ -1,0 +1,697 @@
+/**
+ * The native backend: `Backend`/`Vm`/`Vcpu` over Hypervisor.framework.
+ *
+ * THREAD RULE. Hypervisor.framework lets a vCPU be used only from the thread that created it:
+ * hv_vcpu_run, register access and hv_vcpu_destroy must all come from that thread; the single
+ * exception is hv_vcpus_exit, which any thread may call. Every HvfVcpu records the creating
+ * thread (worker_threads.threadId, 0 on the main thread) and throws HvfThreadError on any other.
+ * `requestStop()` and `requestRemoteStop(remoteStopToken())` are the cross-thread entry points.
+ * There is one VM per process (a framework limit).
+ *
+ * How the guest runs (layout.ts, shim.S): the guest is at EL0 over our EL1 shim. The shim and its
+ * per-vCPU frames live in a backend-private region above guest memory, mapped through our own
+ * TTBR1 tables. Every synchronous exception from EL0 reaches the shim, which saves the guest's
+ * registers into the frame and exits with `HVC #n`. While the vCPU is parked there ("frame" state)
+ * the frame IS the guest's register file: the host reads/writes it as memory, and X0..X8 are the
+ * in-line syscall frame, zero copy. After an asynchronous exit that interrupted EL0 directly
+ * (hv_vcpus_exit) the guest's registers are the live vCPU registers ("live" state); if the host
+ * then needs the shim (TLB maintenance), the vCPU is redirected through the shim's resume entry.
+ */
+import { type Pointer, ptr, toArrayBuffer } from "bun:ffi";
+import { threadId } from "node:worker_threads";
+import type {
+  Backend,
+  BackendAvailability,
+  GeneralRegister,
+  GuestPhysicalMemory,
+  InlineSyscallHandler,
+  TlbInvalidation,
+  Vcpu,
+  VcpuExit,
+  Vm,
+  VmOptions,
+} from "../backend.ts";
+import { SYSCALL_RESUME } from "../backend.ts";
+import { mapAnonymous, unmap } from "../libc/ffi.ts";
+import {
+  ACTION,
+  FRAME,
+  frameOffset,
+  HVC,
+  MAX_VCPUS,
+  PAGE_SIZE,
+  PRIVATE,
+  PRIVATE_SIZE,
+  SHIM_ENTRY,
+  shimVirtualAddress,
+  slotOffset,
+  TLBI_PAGES_MAX,
+  VCPU_SLOT_SIZE,
+} from "../shim/layout.ts";
+import { buildPrivateRegion } from "../shim/tables.ts";
+import {
+  CNTKCTL_EL1_EL0VCTEN,
+  CPACR_EL1_FPEN,
+  HOST_PAGE_SIZE,
+  HV_DENIED,
+  HV_EXIT_REASON_CANCELED,
+  HV_EXIT_REASON_EXCEPTION,
+  HV_EXIT_REASON_VTIMER_ACTIVATED,
+  HV_MEMORY_RWX,
+  HV_REG_CPSR,
+  HV_REG_FPCR,
+  HV_REG_FPSR,
+  HV_REG_PC,
+  HV_SIMD_FP_REG_COUNT,
+  HV_SYS_REG,
+  HV_VCPU_EXIT,
+  hvRegX,
+  IPA_SIZE_LADDER,
+  MAIR_EL1_VALUE,
+  PSTATE_MODE_MASK,
+  PSTATE_NZCV_MASK,
+  PSTATE_SHIM_ENTRY,
+  SLAB_SEGMENT_COUNT_MAX,
+  SLAB_SEGMENT_MIN,
+  type SysRegName,
+  sctlrEl1Value,
+  tcrEl1Value,
+} from "./constants.ts";
+import { decodeSyndrome, el0ExceptionToVcpuExit, exitReasonName, readExitInfo } from "./decode.ts";
+import { check, HvfError, HvfThreadError } from "./errors.ts";
+import {
+  type HypervisorSymbols,
+  hvfAvailability,
+  hypervisorSymbolAddress,
+  loadHypervisor,
+  loadSimdHelper,
+} from "./ffi.ts";
+import { EC, ESR } from "./syndrome-constants.ts";
+
+/** Everything the backend takes from the outside world; tests inject a scripted fake. */
+export interface HvfHost {
+  hv: HypervisorSymbols;
+  /** Zeroed, page-aligned, lazily backed host memory (host pointer). */
+  allocate(size: number): number;
+  release(address: number, size: number): void;
+  /** hv_vcpu_set_simd_fp_reg with the 16 bytes at `value` (a host pointer). */
+  setSimdFpReg(vcpu: bigint, reg: number, value: number): number;
+  /** Identity of the calling thread. */
+  currentThread(): number;
+}
+
+function defaultHost(): HvfHost {
+  const hv = loadHypervisor();
+  if (!hv) throw new Error(hvfAvailability().reason);
+  return {
+    hv,
+    allocate: mapAnonymous,
+    release: unmap,
+    setSimdFpReg: (vcpu, reg, value) =>
+      loadSimdHelper().guest_hvf_set_simd_fp_reg(
+        hypervisorSymbolAddress("hv_vcpu_set_simd_fp_reg") as Pointer,
+        vcpu,
+        reg,
+        value as Pointer,
+      ),
+    currentThread: () => threadId,
+  };
+}
+
+/** A cross-thread handle: enough to stop a vCPU from any thread with `requestRemoteStop`. */
+export interface RemoteStopToken {
+  vcpu: bigint;
+  /** Host address of the vCPU frame's STOP word. */
+  stopWord: number;
+}
+
+/** Stop a vCPU from any thread: flag the shim's stop word, then kick the vCPU with hv_vcpus_exit. */
+export function requestRemoteStop(
+  token: RemoteStopToken,
+  hv: HypervisorSymbols | null = loadHypervisor(),
+): void {
+  if (!hv) throw new Error(hvfAvailability().reason);
+  new BigUint64Array(toArrayBuffer(token.stopWord, 0, 8))[0] = 1n;
+  const handles = new BigUint64Array([token.vcpu]);
+  check("hv_vcpus_exit", hv.hv_vcpus_exit(handles, 1));
+}
+
+const bigMin = (a: bigint, b: bigint): bigint => (a < b ? a : b);
+const bigMax = (a: bigint, b: bigint): bigint => (a > b ? a : b);
+
+function isPowerOfTwo(n: number): boolean {
+  return Number.isInteger(n) && n > 0 && 2 ** Math.round(Math.log2(n)) === n;
+}
+
+/** IPA widths worth trying for this much guest memory (plus our private region above it), widest first. */
+export function ipaCandidates(memorySize: number, maxIpaBits: number): number[] {
+  return IPA_SIZE_LADDER.filter((bits) => bits <= maxIpaBits && 2 ** bits >= memorySize + PRIVATE_SIZE);
+}
+
+/** Segment size for mapping the slab: at least 2 MiB, at most SLAB_SEGMENT_COUNT_MAX segments. */
+export function slabSegmentSize(memorySize: number): number {
+  return Math.max(SLAB_SEGMENT_MIN, memorySize / SLAB_SEGMENT_COUNT_MAX);
+}
+
+class HvfMemory implements GuestPhysicalMemory {
+  readonly bytes: Uint8Array;
+  constructor(
+    readonly hostAddress: number,
+    readonly size: number,
+  ) {
+    this.bytes = new Uint8Array(toArrayBuffer(hostAddress, 0, size));
+  }
+  discard(address: number, length: number): void {
+    if (length <= 0) return;
+    if (address < 0 || address + length > this.size) throw new RangeError("discard outside guest memory");
+    // The slab stays mapped into the VM, so pages cannot be swapped underneath it; macOS's
+    // MADV_FREE does not zero either. Zero explicitly (what Linux's MADV_DONTNEED guarantees).
+    this.bytes.fill(0, address, address + length);
+  }
+}
+
+type VcpuState = "frame" | "live";
+
+class HvfVcpu implements Vcpu {
+  readonly syscallFrame: Uint32Array;
+  private readonly frame: DataView;
+  private readonly frameAddress: number;
+  private readonly exitView: DataView;
+  private readonly owner: number;
+  private readonly scratch = new BigUint64Array(new ArrayBuffer(16));
+  private readonly scratchBytes = new Uint8Array(this.scratch.buffer);
+  private state: VcpuState = "frame";
+  private handler: InlineSyscallHandler | null = null;
+  private ttbr0Applied = -1;
+  private destroyed = false;
+  /** The decoded ESR of the last EL0 exception, for diagnostics and for exits VcpuExit cannot express. */
+  lastSyndrome: bigint = 0n;
+
+  constructor(
+    readonly id: number,
+    private readonly vm: HvfVm,
+    readonly handle: bigint,
+    exitPointer: number,
+  ) {
+    const host = vm.host;
+    this.owner = host.currentThread();
+    this.exitView = new DataView(toArrayBuffer(exitPointer, 0, HV_VCPU_EXIT.size));
+    const offset = frameOffset(id);
+    this.frameAddress = vm.privateAddress + offset;
+    this.frame = new DataView(vm.privateBytes.buffer, vm.privateBytes.byteOffset + offset, FRAME.SIZE);
+    this.syscallFrame = new Uint32Array(
+      vm.privateBytes.buffer,
+      vm.privateBytes.byteOffset + offset + FRAME.X0,
+      18,
+    );
+    new Uint8Array(vm.privateBytes.buffer, vm.privateBytes.byteOffset + slotOffset(id), VCPU_SLOT_SIZE).fill(
+      0,
+    );
+
+    // Initial EL1 programming (elfuse bootstrap.c, adapted: the MMU is on from the first instruction
+    // because the shim runs from TTBR1, and the first entry goes through the shim's resume path,
+    // which invalidates the TLB and I-cache before the first ERET to EL0).
+    this.setSys("SCTLR_EL1", sctlrEl1Value());
+    this.setSys("TCR_EL1", tcrEl1Value());
+    this.setSys("MAIR_EL1", MAIR_EL1_VALUE);
+    this.setSys("TTBR1_EL1", vm.privateIpa + BigInt(PRIVATE.L0));
+    this.setSys("VBAR_EL1", shimVirtualAddress(PRIVATE.CODE + SHIM_ENTRY.VECTORS));
+    this.setSys("CPACR_EL1", CPACR_EL1_FPEN);
+    this.setSys("CNTKCTL_EL1", CNTKCTL_EL1_EL0VCTEN);
+    this.setSys("CNTV_CTL_EL0", 0n);
+    this.setSys("MDSCR_EL1", 0n);
+    this.setSys("TPIDR_EL1", shimVirtualAddress(slotOffset(id)));
+    this.setSys("SPSR_EL1", 0n);
+    this.setSys("ELR_EL1", 0n);
+    this.setSys("SP_EL0", 0n);
+    this.applyTranslationRoot();
+    this.enterThroughShim();
+    this.frame.setBigUint64(FRAME.ACTION, ACTION.TLBI_ALL | ACTION.IC_IALLU, true);
+    // No guest timer interrupts: the guest reads time through syscalls and the EL0 counter.
+    check("hv_vcpu_set_vtimer_mask", host.hv.hv_vcpu_set_vtimer_mask(handle, true));
+  }
+
+  // ---- thread rule --------------------------------------------------------------------------
+
+  private assertOwner(call: string): void {
+    if (this.destroyed) throw new Error(`${call} on destroyed vCPU ${this.id}`);
+    const current = this.vm.host.currentThread();
+    if (current !== this.owner) throw new HvfThreadError(call, this.id, this.owner, current);
+  }
+
+  // ---- raw register access (owner thread) ---------------------------------------------------
+
+  private setSys(name: SysRegName, value: bigint): void {
+    check(
+      `hv_vcpu_set_sys_reg(${name})`,
+      this.vm.host.hv.hv_vcpu_set_sys_reg(this.handle, HV_SYS_REG[name], value),
+    );
+  }
+  private getSys(name: SysRegName): bigint {
+    check(
+      `hv_vcpu_get_sys_reg(${name})`,
+      this.vm.host.hv.hv_vcpu_get_sys_reg(this.handle, HV_SYS_REG[name], this.scratch),
+    );
+    return this.scratch[0]!;
+  }
+  private setLive(reg: number, value: bigint, name: string): void {
+    check(`hv_vcpu_set_reg(${name})`, this.vm.host.hv.hv_vcpu_set_reg(this.handle, reg, value));
+  }
+  private getLive(reg: number, name: string): bigint {
+    check(`hv_vcpu_get_reg(${name})`, this.vm.host.hv.hv_vcpu_get_reg(this.handle, reg, this.scratch));
+    return this.scratch[0]!;
+  }
+
+  /** Point the vCPU at the shim's resume entry, at EL1h with the frame as its stack. */
+  private enterThroughShim(): void {
+    this.setSys("SP_EL1", shimVirtualAddress(frameOffset(this.id)));
+    this.setLive(HV_REG_PC, shimVirtualAddress(PRIVATE.CODE + SHIM_ENTRY.RESUME), "PC");
+    this.setLive(HV_REG_CPSR, BigInt(PSTATE_SHIM_ENTRY), "CPSR");
+    this.state = "frame";
+  }
+
+  /** Live → frame: copy the interrupted EL0 state into the frame and resume it through the shim. */
+  private redirectThroughShim(): void {
+    for (let n = 0; n <= 30; n++) {
+      this.frame.setBigUint64(FRAME.X0 + 8 * n, this.getLive(hvRegX(n), `X${n}`), true);
+    }
+    this.frame.setBigUint64(FRAME.ELR, this.getLive(HV_REG_PC, "PC"), true);
+    this.frame.setBigUint64(FRAME.SPSR, this.getLive(HV_REG_CPSR, "CPSR"), true);
+    this.frame.setBigUint64(FRAME.SP_EL0, this.getSys("SP_EL0"), true);
+    this.enterThroughShim();
+  }
+
+  private applyTranslationRoot(): void {
+    if (this.ttbr0Applied === this.vm.translationRoot) return;
+    this.setSys("TTBR0_EL1", BigInt(this.vm.translationRoot));
+    this.ttbr0Applied = this.vm.translationRoot;
+    this.vm.queueAction(ACTION.TLBI_ALL);
+  }
+
+  /** Hand queued maintenance to the shim (frame state) before the vCPU runs again. */
+  private prepareEntry(): void {
+    this.applyTranslationRoot();
+    const queued = this.vm.takeActions();
+    if (queued.action === 0n) return;
+    if (this.state === "live") this.redirectThroughShim();
+    const f = this.frame;
+    let action = f.getBigUint64(FRAME.ACTION, true) | queued.action;
+    if (queued.action & ACTION.TLBI_PAGES) {
+      if (f.getBigUint64(FRAME.ACTION, true) & ACTION.TLBI_PAGES) {
+        action = (action & ~ACTION.TLBI_PAGES) | ACTION.TLBI_ALL; // two ranges in one go: flush all
+      } else {
+        f.setBigUint64(FRAME.TLBI_PAGE, queued.page, true);
+        f.setBigUint64(FRAME.TLBI_COUNT, queued.count, true);
+      }
+    }
+    f.setBigUint64(FRAME.ACTION, action, true);
+  }
+
+  // ---- Vcpu ---------------------------------------------------------------------------------
+
+  setSyscallHandler(handler: InlineSyscallHandler | null): void {
+    this.handler = handler;
+  }
+
+  run(): VcpuExit {
+    this.assertOwner("hv_vcpu_run");
+    const hv = this.vm.host.hv;
+    this.prepareEntry();
+    for (;;) {
+      const code = hv.hv_vcpu_run(this.handle) >>> 0;
+      if (code !== 0) return { kind: "backend-error", message: new HvfError("hv_vcpu_run", code).message };
+      const reason = this.exitView.getUint32(HV_VCPU_EXIT.reason, true);
+      if (reason === HV_EXIT_REASON_EXCEPTION) {
+        const exit = this.onException();
+        if (exit) return exit;
+        this.prepareEntry();
+        continue;
+      }
+      if (reason === HV_EXIT_REASON_CANCELED) {
+        if (this.frame.getBigUint64(FRAME.STOP, true) === 0n) continue; // already honoured
+        const cpsr = Number(this.getLive(HV_REG_CPSR, "CPSR"));
+        if ((cpsr & PSTATE_MODE_MASK) === 0) {
+          // Interrupted at EL0: registers are live and consistent.
+          this.frame.setBigUint64(FRAME.STOP, 0n, true);
+          this.state = "live";
+          return { kind: "stopped" };
+        }
+        continue; // inside the shim: it stops with HVC_STOP before its next ERET
+      }
+      if (reason === HV_EXIT_REASON_VTIMER_ACTIVATED) {
+        check("hv_vcpu_set_vtimer_mask", hv.hv_vcpu_set_vtimer_mask(this.handle, true));
+        continue;
+      }
+      const info = readExitInfo(this.exitView);
+      return {
+        kind: "backend-error",
+        message: `hv_vcpu_run returned ${exitReasonName(reason)} (syndrome 0x${info.syndrome.toString(16)})`,
+      };
+    }
+  }
+
+  /** An exception exit: an HVC from the shim, or a trap to EL2. Returns null to keep running. */
+  private onException(): VcpuExit | null {
+    // Hot path (every syscall): EC and immediate straight from the syndrome's low word, no allocation.
+    const low = this.exitView.getUint32(HV_VCPU_EXIT.syndrome, true);
+    const ec = (low >>> ESR.EC_SHIFT) & ESR.EC_MASK;
+    if (ec === EC.HVC64) {
+      this.state = "frame";
+      const f = this.frame;
+      const immediate = low & ESR.IMM16_MASK;
+      switch (immediate) {
+        case HVC.SYSCALL: {
+          if (!this.handler) return { kind: "syscall" };
+          return this.handler(this.syscallFrame) === SYSCALL_RESUME ? null : { kind: "stopped" };
+        }
+        case HVC.ABORT:
+        case HVC.BRK:
+        case HVC.EL0_EXCEPTION:
+          this.lastSyndrome = f.getBigUint64(FRAME.ESR, true);
+          return el0ExceptionToVcpuExit(
+            this.lastSyndrome,
+            f.getBigUint64(FRAME.FAR, true),
+            f.getBigUint64(FRAME.ELR, true),
+          );
+        case HVC.STOP:
+          f.setBigUint64(FRAME.STOP, 0n, true);
+          return { kind: "stopped" };
+      }
+      if (immediate >= HVC.BAD_VECTOR && immediate < HVC.BAD_VECTOR + 16) {
+        const vector = (immediate - HVC.BAD_VECTOR) * 0x80;
+        return {
+          kind: "backend-error",
+          message: `the EL1 shim took an unexpected exception at vector +0x${vector.toString(16)}: ESR_EL1 0x${this.getSys("ESR_EL1").toString(16)}, ELR_EL1 0x${this.getSys("ELR_EL1").toString(16)}, FAR_EL1 0x${this.getSys("FAR_EL1").toString(16)}`,
+        };
+      }
+      return { kind: "backend-error", message: `unknown HVC #${immediate} from the shim` };
+    }
+    const info = readExitInfo(this.exitView);
+    const decoded = decodeSyndrome(info.syndrome);
+    if (decoded.ec === EC.WFX) {
+      // WFI/WFE trapped to the hypervisor: PC is on the instruction; treat it as a no-op.
+      this.setLive(HV_REG_PC, this.getLive(HV_REG_PC, "PC") + 4n, "PC");
+      return null;
+    }
+    return {
+      kind: "backend-error",
+      message: `unexpected exception exit: ${decoded.ecName} (syndrome 0x${info.syndrome.toString(16)}, VA 0x${info.virtualAddress.toString(16)}, IPA 0x${info.physicalAddress.toString(16)})`,
+    };
+  }
+
+  requestStop(): void {
+    requestRemoteStop(this.remoteStopToken(), this.vm.host.hv);
+  }
+
+  /** For another thread (Worker) that must stop this vCPU: pass the token, call requestRemoteStop. */
+  remoteStopToken(): RemoteStopToken {
+    return { vcpu: this.handle, stopWord: this.frameAddress + FRAME.STOP };
+  }
+
+  getRegister(name: GeneralRegister): bigint {
+    this.assertOwner("hv_vcpu_get_reg");
+    const f = this.frame;
+    const inFrame = this.state === "frame";
+    switch (name) {
+      case "pc":
+        return inFrame ? f.getBigUint64(FRAME.ELR, true) : this.getLive(HV_REG_PC, "PC");
+      case "sp":
+        return inFrame ? f.getBigUint64(FRAME.SP_EL0, true) : this.getSys("SP_EL0");
+      case "nzcv": {
+        const pstate = inFrame ? f.getBigUint64(FRAME.SPSR, true) : this.getLive(HV_REG_CPSR, "CPSR");
+        return pstate & BigInt(PSTATE_NZCV_MASK);
+      }
+      case "tpidr_el0":
+        return this.getSys("TPIDR_EL0");
+      case "tpidrro_el0":
+        return this.getSys("TPIDRRO_EL0");
+      case "fpcr":
+        return this.getLive(HV_REG_FPCR, "FPCR");
+      case "fpsr":
+        return this.getLive(HV_REG_FPSR, "FPSR");
+      default: {
+        const n = Number(name.slice(1));
+        return inFrame ? f.getBigUint64(FRAME.X0 + 8 * n, true) : this.getLive(hvRegX(n), name.toUpperCase());
+      }
+    }
+  }
+
+  setRegister(name: GeneralRegister, value: bigint): void {
+    this.assertOwner("hv_vcpu_set_reg");
+    const v = BigInt.asUintN(64, value);
+    const f = this.frame;
+    const inFrame = this.state === "frame";
+    switch (name) {
+      case "pc":
+        if (inFrame) f.setBigUint64(FRAME.ELR, v, true);
+        else this.setLive(HV_REG_PC, v, "PC");
+        return;
+      case "sp":
+        if (inFrame) f.setBigUint64(FRAME.SP_EL0, v, true);
+        else this.setSys("SP_EL0", v);
+        return;
+      case "nzcv": {
+        const mask = BigInt(PSTATE_NZCV_MASK);
+        if (inFrame)
+          f.setBigUint64(FRAME.SPSR, (f.getBigUint64(FRAME.SPSR, true) & ~mask) | (v & mask), true);
+        else this.setLive(HV_REG_CPSR, (this.getLive(HV_REG_CPSR, "CPSR") & ~mask) | (v & mask), "CPSR");
+        return;
+      }
+      case "tpidr_el0":
+        this.setSys("TPIDR_EL0", v);
+        return;
+      case "tpidrro_el0":
+        this.setSys("TPIDRRO_EL0", v);
+        return;
+      case "fpcr":
+        this.setLive(HV_REG_FPCR, v, "FPCR");
+        return;
+      case "fpsr":
+        this.setLive(HV_REG_FPSR, v, "FPSR");
+        return;
+      default: {
+        const n = Number(name.slice(1));
+        if (inFrame) f.setBigUint64(FRAME.X0 + 8 * n, v, true);
+        else this.setLive(hvRegX(n), v, name.toUpperCase());
+      }
+    }
+  }
+
+  getVector(index: number): Uint8Array {
+    this.assertOwner("hv_vcpu_get_simd_fp_reg");
+    if (!Number.isInteger(index) || index < 0 || index >= HV_SIMD_FP_REG_COUNT)
+      throw new RangeError(`no register q${index}`);
+    check(
+      `hv_vcpu_get_simd_fp_reg(Q${index})`,
+      this.vm.host.hv.hv_vcpu_get_simd_fp_reg(this.handle, index, this.scratch),
+    );
+    return this.scratchBytes.slice(0, 16);
+  }
+
+  setVector(index: number, value: Uint8Array): void {
+    this.assertOwner("hv_vcpu_set_simd_fp_reg");
+    if (!Number.isInteger(index) || index < 0 || index >= HV_SIMD_FP_REG_COUNT)
+      throw new RangeError(`no register q${index}`);
+    if (value.length !== 16) throw new RangeError(`q${index} takes 16 bytes, got ${value.length}`);
+    this.scratchBytes.set(value);
+    check(
+      `hv_vcpu_set_simd_fp_reg(Q${index})`,
+      this.vm.host.setSimdFpReg(this.handle, index, ptr(this.scratch)),
+    );
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.assertOwner("hv_vcpu_destroy");
+    this.destroyed = true;
+    check("hv_vcpu_destroy", this.vm.host.hv.hv_vcpu_destroy(this.handle));
+    this.vm.releaseSlot(this.id);
+  }
+}
+
+/** Merged TLB/I-cache work waiting for the next shim entry. */
+interface QueuedActions {
+  action: bigint;
+  page: bigint;
+  count: bigint;
+}
+
+export class HvfVm implements Vm {
+  readonly memory: HvfMemory;
+  /** Guest physical address of the private region (just above guest memory). */
+  readonly privateIpa: bigint;
+  readonly privateAddress: number;
+  readonly privateBytes: Uint8Array;
+  readonly ipaBits: number;
+  translationRoot = 0;
+  private queued: QueuedActions = { action: 0n, page: 0n, count: 0n };
+  private readonly slots: (HvfVcpu | null)[] = new Array(MAX_VCPUS).fill(null);
+  private readonly mappings: { ipa: number; size: number }[] = [];
+  private destroyed = false;
+
+  constructor(
+    readonly host: HvfHost,
+    options: VmOptions,
+  ) {
+    const size = options.memorySize;
+    if (!isPowerOfTwo(size) || size < 256 * 1024 * 1024) {
+      throw new RangeError(`memorySize must be a power of two of at least 256 MiB (got ${size})`);
+    }
+    const hv = host.hv;
+    const maxBits = new Uint32Array(new ArrayBuffer(4));
+    check("hv_vm_config_get_max_ipa_size", hv.hv_vm_config_get_max_ipa_size(maxBits));
+    const candidates = ipaCandidates(size, maxBits[0]!);
+    if (candidates.length === 0) {
+      throw new Error(
+        `${size} bytes of guest memory need an IPA space of more than ${Math.log2(size)} bits; this host allows ${maxBits[0]} (try a smaller guest)`,
+      );
+    }
+    let created = 0;
+    let lastError: HvfError | null = null;
+    for (const bits of candidates) {
+      const config = hv.hv_vm_config_create();
+      if (!config) throw new Error("hv_vm_config_create returned NULL");
+      const setCode = hv.hv_vm_config_set_ipa_size(config, bits) >>> 0;
+      const createCode = setCode === 0 ? hv.hv_vm_create(config) >>> 0 : setCode;
+      hv.os_release(config);
+      if (createCode === 0) {
+        created = bits;
+        break;
+      }
+      lastError = new HvfError(
+        setCode === 0 ? `hv_vm_create(${bits}-bit IPA)` : "hv_vm_config_set_ipa_size",
+        createCode,
+      );
+      if (createCode === HV_DENIED) break; // an entitlement problem: no width will help
+    }
+    if (!created) throw lastError!;
+    this.ipaBits = created;
+
+    let slab = 0;
+    let privateAddress = 0;
+    try {
+      slab = host.allocate(size);
+      privateAddress = host.allocate(PRIVATE_SIZE);
+      this.memory = new HvfMemory(slab, size);
+      this.privateAddress = privateAddress;
+      this.privateBytes = new Uint8Array(toArrayBuffer(privateAddress, 0, PRIVATE_SIZE));
+      this.privateIpa = BigInt(size);
+      buildPrivateRegion(this.privateBytes, this.privateIpa);
+      const segment = slabSegmentSize(size);
+      for (let ipa = 0; ipa < size; ipa += segment) this.map(slab + ipa, ipa, segment);
+      this.map(privateAddress, size, PRIVATE_SIZE);
+    } catch (error) {
+      for (const m of this.mappings) hv.hv_vm_unmap(m.ipa, m.size);
+      hv.hv_vm_destroy();
+      if (privateAddress) host.release(privateAddress, PRIVATE_SIZE);
+      if (slab) host.release(slab, size);
+      throw error;
+    }
+  }
+
+  private map(address: number, ipa: number, size: number): void {
+    if (size % HOST_PAGE_SIZE !== 0)
+      throw new RangeError(`hv_vm_map size ${size} is not a multiple of 16 KiB`);
+    check(
+      `hv_vm_map(ipa 0x${ipa.toString(16)}, ${size} bytes)`,
+      this.host.hv.hv_vm_map(address as Pointer, ipa, size, HV_MEMORY_RWX),
+    );
+    this.mappings.push({ ipa, size });
+  }
+
+  setTranslationRoot(rootAddress: number): void {
+    if (rootAddress % PAGE_SIZE !== 0 || rootAddress < 0 || rootAddress >= this.memory.size) {
+      throw new RangeError(
+        `translation root 0x${rootAddress.toString(16)} is not a page inside guest memory`,
+      );
+    }
+    this.translationRoot = rootAddress; // each vCPU applies it (on its own thread) before it next runs
+  }
+
+  queueAction(action: bigint, page = 0n, count = 0n): void {
+    const q = this.queued;
+    if (action & ACTION.TLBI_PAGES) {
+      if (q.action & ACTION.TLBI_PAGES) {
+        const start = bigMin(q.page, page);
+        const end = bigMax(q.page + q.count, page + count);
+        if (end - start <= BigInt(TLBI_PAGES_MAX) && !(page > q.page + q.count || q.page > page + count)) {
+          q.page = start;
+          q.count = end - start;
+        } else {
+          q.action = (q.action & ~ACTION.TLBI_PAGES) | ACTION.TLBI_ALL;
+        }
+      } else {
+        q.page = page;
+        q.count = count;
+      }
+    }
+    q.action |= action;
+    if (q.action & ACTION.TLBI_ALL) q.action &= ~ACTION.TLBI_PAGES;
+  }
+
+  takeActions(): QueuedActions {
+    const taken = this.queued;
+    this.queued = { action: 0n, page: 0n, count: 0n };
+    return taken;
+  }
+
+  invalidateTlb(requests: readonly TlbInvalidation[]): void {
+    for (const request of requests) {
+      if (request.kind === "all") {
+        this.queueAction(ACTION.TLBI_ALL);
+        continue;
+      }
+      if (request.length <= 0) continue;
+      const first = Math.floor(request.address / PAGE_SIZE);
+      const last = Math.floor((request.address + request.length - 1) / PAGE_SIZE);
+      const count = last - first + 1;
+      if (count > TLBI_PAGES_MAX) this.queueAction(ACTION.TLBI_ALL);
+      else this.queueAction(ACTION.TLBI_PAGES, BigInt(first), BigInt(count));
+    }
+  }
+
+  invalidateCode(_address: number, length: number): void {
+    if (length > 0) this.queueAction(ACTION.IC_IALLU);
+  }
+
+  createVcpu(): HvfVcpu {
+    if (this.destroyed) throw new Error("createVcpu on a destroyed VM");
+    const index = this.slots.indexOf(null);
+    if (index < 0) throw new Error(`at most ${MAX_VCPUS} vCPUs per VM`);
+    const handle = new BigUint64Array(new ArrayBuffer(8));
+    const exit = new BigUint64Array(new ArrayBuffer(8));
+    check("hv_vcpu_create", this.host.hv.hv_vcpu_create(handle, exit, null));
+    const vcpu = new HvfVcpu(index, this, handle[0]!, Number(exit[0]!));
+    this.slots[index] = vcpu;
+    return vcpu;
+  }
+
+  releaseSlot(index: number): void {
+    this.slots[index] = null;
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    for (const vcpu of this.slots) vcpu?.destroy();
+    this.destroyed = true;
+    const hv = this.host.hv;
+    for (const m of this.mappings) check("hv_vm_unmap", hv.hv_vm_unmap(m.ipa, m.size));
+    check("hv_vm_destroy", hv.hv_vm_destroy());
+    this.host.release(this.privateAddress, PRIVATE_SIZE);
+    this.host.release(this.memory.hostAddress, this.memory.size);
+  }
+}
+
+export class HvfBackend implements Backend {
+  readonly name = "hvf" as const;
+  /** `host` replaces the framework, memory and thread identity (tests); default: the real ones. */
+  constructor(private readonly host?: HvfHost) {}
+  availability(): BackendAvailability {
+    return this.host ? hvfAvailability(this.host.hv) : hvfAvailability();
+  }
+  createVm(options: VmOptions): HvfVm {
+    return new HvfVm(this.host ?? defaultHost(), options);
+  }
+}
+
+export type { HvfVcpu };
