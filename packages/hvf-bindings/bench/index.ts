@@ -1,14 +1,18 @@
 /**
  * Costs of the host-side work on every HVF exit that can be measured without Apple hardware:
- * decoding the exit struct and syndrome, mapping an EL0 abort, and one scripted run-loop round
- * trip through the fake framework (syscall exit + in-line handler), i.e. the backend's own overhead.
+ * decoding the exit struct and syndrome, mapping an EL0 abort, one scripted run-loop round
+ * trip through the fake framework (syscall exit + in-line handler), i.e. the backend's own overhead,
+ * and the cross-thread cost of a vCPU living in its own Worker (the SharedArrayBuffer handshake).
  */
 import { bench, group, run } from "mitata";
 import { SYSCALL_RESUME } from "../src/backend.ts";
 import { HV_EXIT_REASON_EXCEPTION } from "../src/hvf/constants.ts";
 import { decodeSyndrome, el0ExceptionToVcpuExit, readExitInfo } from "../src/hvf/decode.ts";
 import { EC } from "../src/hvf/syndrome-constants.ts";
-import { FakeHypervisor } from "../src/hvf/testing/fake-hypervisor.ts";
+import { EXIT_LINE_SIZE, FakeHypervisor } from "../src/hvf/testing/fake-hypervisor.ts";
+import type { FakeWorkerOptions } from "../src/hvf/testing/fake-worker-host.ts";
+import { DEFAULT_SPIN } from "../src/hvf/vcpu-channel.ts";
+import { spawnHvfVcpuWorker } from "../src/hvf/vcpu-worker-host.ts";
 import { HvfBackend } from "../src/hvf/vm.ts";
 
 const exitView = new DataView(new ArrayBuffer(32));
@@ -42,5 +46,35 @@ group("run loop (fake framework)", () => {
   });
 });
 
+// vCPUs in real Workers over the fake framework: every iteration crosses threads.
+const exitLine = new SharedArrayBuffer(EXIT_LINE_SIZE);
+const workerFake = new FakeHypervisor({ exitLine });
+const workerVm = new HvfBackend(workerFake.host()).createVm({ memorySize: 256 * 1024 * 1024 });
+const hostModule = new URL("../src/hvf/testing/fake-worker-host.ts", import.meta.url).href;
+const forever: FakeWorkerOptions = {
+  exitLine,
+  script: [{ step: "syscall", number: 172, pc: 0x40_0004 }],
+  repeatLast: true,
+};
+// Default waiting (DEFAULT_SPIN: no spin on ≤ 2 cores), and forced spinning for comparison.
+const plain = await spawnHvfVcpuWorker(workerVm, { hostModule, hostOptions: forever });
+const spinning = await spawnHvfVcpuWorker(workerVm, { hostModule, hostOptions: forever, spin: 2000 });
+const inline = await spawnHvfVcpuWorker(workerVm, { hostModule, hostOptions: forever });
+const INLINE_PER_RUN = 100;
+let inlineCalls = 0;
+inline.setSyscallHandler((frame) => {
+  frame[0] = 39;
+  return ++inlineCalls % INLINE_PER_RUN === 0 ? 1 : SYSCALL_RESUME;
+});
+
+group("vCPU in a Worker (SharedArrayBuffer handshake, fake framework)", () => {
+  bench(`bare handshake (ping), spin ${DEFAULT_SPIN}`, () => plain.ping());
+  bench("bare handshake (ping), spin 2000", () => spinning.ping());
+  bench("syscall exit: run() returns {syscall}", () => plain.run());
+  bench(`${INLINE_PER_RUN} in-line syscalls per run()`, () => inline.run());
+});
+
 await run(process.env.BENCH_JSON ? { format: "json" } : {});
 vm.destroy();
+for (const host of [plain, spinning, inline]) host.destroy();
+workerVm.destroy();

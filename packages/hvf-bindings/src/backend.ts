@@ -18,6 +18,14 @@ export interface GuestPhysicalMemory {
   readonly hostAddress: number;
   /** Give the host pages behind [address, address+length) back: they read as zeroes afterwards. */
   discard(address: number, length: number): void;
+  /**
+   * Capability (absent where the backend cannot do it): back page-aligned [address, address+length) with the
+   * host file `hostFd` at `offset`, shared, so guest stores reach the file at once (MAP_SHARED semantics).
+   * `writable` is false for a file opened read-only. Returns 0 or -errno.
+   */
+  mapSharedFile?(address: number, length: number, hostFd: number, offset: number, writable: boolean): number;
+  /** Undo mapSharedFile: [address, address+length) becomes private zero-filled memory again. */
+  unmapSharedFile?(address: number, length: number): void;
 }
 
 export type AccessKind = "read" | "write" | "exec";

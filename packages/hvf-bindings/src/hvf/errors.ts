@@ -1,4 +1,5 @@
 import { HV_DENIED, HV_RETURN_NAMES } from "./constants.ts";
+import { UNSIGNED_REASON } from "./signing.ts";
 
 /** Name of an hv_return_t ("HV_BAD_ARGUMENT"), or "unknown hv_return_t" for codes not in our table. */
 export function hvReturnName(code: number): string {
@@ -20,8 +21,7 @@ export class HvfError extends Error {
     const unsigned = code >>> 0;
     let message = `${call} failed: ${hvReturnName(unsigned)} (${hvReturnHex(unsigned)})`;
     if (unsigned === HV_DENIED && call.startsWith("hv_vm_create")) {
-      message +=
-        ": this process lacks the com.apple.security.hypervisor entitlement (sign the bun executable with it, e.g. `codesign --force --sign - --entitlements entitlements.plist $(which bun)`, keeping bun's own JIT entitlements)";
+      message += `: this process lacks the com.apple.security.hypervisor entitlement; ${UNSIGNED_REASON.split(": ")[1]}`;
     }
     if (detail) message += `: ${detail}`;
     super(message);

@@ -6,8 +6,13 @@
  * Signatures are the SDK's (macOS 13+ arm64); see /work/shared/reference/peer-elfuse.md §2.2.
  */
 import { cc, dlopen, FFIType } from "bun:ffi";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { BackendAvailability } from "../backend.ts";
+import { type HvfSigningStatus, hvfSigningStatus, signingUnavailableReason } from "./signing.ts";
+// Embedded by `bun build --compile` (a plain path when run from source).
+import simdHelperPath from "./simd-helper.c" with { type: "file" };
 
 export const DEFAULT_HVF_FRAMEWORK = "/System/Library/Frameworks/Hypervisor.framework/Hypervisor";
 
@@ -98,13 +103,23 @@ export function loadHypervisor(): HypervisorSymbols | null {
 }
 
 /**
- * Whether the backend can run here. On macOS arm64 this also asks the framework for its IPA limit,
- * which needs no entitlement; a missing `com.apple.security.hypervisor` entitlement shows up as
- * HV_DENIED from hv_vm_create (HvfError explains it).
+ * Whether the backend can run here: macOS on Apple Silicon, the framework opens, this executable
+ * carries the `com.apple.security.hypervisor` entitlement (else hv_vm_create would fail with
+ * HV_DENIED), and the framework answers its IPA limit (which needs no entitlement).
+ * `symbols` and `signing` replace the framework and the codesign check (tests); with injected
+ * symbols and no `signing`, the signature is not checked.
  */
-export function hvfAvailability(symbols?: HypervisorSymbols): BackendAvailability {
+export function hvfAvailability(
+  symbols?: HypervisorSymbols,
+  signing?: HvfSigningStatus,
+): BackendAvailability {
   if (!symbols) {
     const reason = hypervisorUnavailable();
+    if (reason) return { available: false, reason };
+  }
+  const status = signing ?? (symbols ? null : hvfSigningStatus());
+  if (status) {
+    const reason = signingUnavailableReason(status);
     if (reason) return { available: false, reason };
   }
   const hv = symbols ?? loadHypervisor()!;
@@ -138,12 +153,21 @@ type SimdLibrary = ReturnType<typeof cc<typeof simdSymbols>>;
 /** Kept referenced: a collected cc() library frees its code. */
 let simdLibrary: SimdLibrary | null = null;
 
-export const SIMD_HELPER_SOURCE = join(import.meta.dir, "simd-helper.c");
+/** The helper's source: its real path, or its path in a compiled binary's embedded file system. */
+export const SIMD_HELPER_SOURCE: string = simdHelperPath;
+
+/** TinyCC reads real files only: a compiled binary (scripts/sign.ts) copies its embedded source out first. */
+function compilableSimdSource(): string {
+  if (!SIMD_HELPER_SOURCE.startsWith("/$bunfs/")) return SIMD_HELPER_SOURCE;
+  const copy = join(mkdtempSync(join(tmpdir(), "guest-hvf-")), "simd-helper.c");
+  writeFileSync(copy, readFileSync(SIMD_HELPER_SOURCE));
+  return copy;
+}
 
 export function loadSimdHelper(): SimdLibrary["symbols"] {
   if (process.platform !== "darwin" || process.arch !== "arm64") {
     throw new Error(`the SIMD register helper is arm64 machine code; this host is ${hostTag()}`);
   }
-  simdLibrary ??= cc({ source: SIMD_HELPER_SOURCE, symbols: simdSymbols });
+  simdLibrary ??= cc({ source: compilableSimdSource(), symbols: simdSymbols });
   return simdLibrary.symbols;
 }

@@ -86,6 +86,7 @@ import {
   loadHypervisor,
   loadSimdHelper,
 } from "./ffi.ts";
+import { type QueuedActions, SharedVmState } from "./shared-vm-state.ts";
 import { EC, ESR } from "./syndrome-constants.ts";
 
 /** Everything the backend takes from the outside world; tests inject a scripted fake. */
@@ -128,16 +129,13 @@ export interface RemoteStopToken {
 /** Stop a vCPU from any thread: flag the shim's stop word, then kick the vCPU with hv_vcpus_exit. */
 export function requestRemoteStop(
   token: RemoteStopToken,
-  hv: HypervisorSymbols | null = loadHypervisor(),
+  hv: Pick<HypervisorSymbols, "hv_vcpus_exit"> | null = loadHypervisor(),
 ): void {
   if (!hv) throw new Error(hvfAvailability().reason);
   new BigUint64Array(toArrayBuffer(token.stopWord, 0, 8))[0] = 1n;
   const handles = new BigUint64Array([token.vcpu]);
   check("hv_vcpus_exit", hv.hv_vcpus_exit(handles, 1));
 }
-
-const bigMin = (a: bigint, b: bigint): bigint => (a < b ? a : b);
-const bigMax = (a: bigint, b: bigint): bigint => (a > b ? a : b);
 
 function isPowerOfTwo(n: number): boolean {
   return Number.isInteger(n) && n > 0 && 2 ** Math.round(Math.log2(n)) === n;
@@ -172,6 +170,19 @@ class HvfMemory implements GuestPhysicalMemory {
 
 type VcpuState = "frame" | "live";
 
+/**
+ * What a vCPU needs of its VM, on whichever thread it lives: the VM itself (the creating thread) or
+ * an `HvfVmAttachment` (a Worker). Everything here is process-wide memory or shared state.
+ */
+interface VcpuHome {
+  readonly host: HvfHost;
+  readonly privateBytes: Uint8Array;
+  readonly privateAddress: number;
+  readonly privateIpa: bigint;
+  readonly shared: SharedVmState;
+  vcpuDestroyed(index: number): void;
+}
+
 class HvfVcpu implements Vcpu {
   readonly syscallFrame: Uint32Array;
   private readonly frame: DataView;
@@ -189,7 +200,7 @@ class HvfVcpu implements Vcpu {
 
   constructor(
     readonly id: number,
-    private readonly vm: HvfVm,
+    private readonly vm: VcpuHome,
     readonly handle: bigint,
     exitPointer: number,
   ) {
@@ -282,16 +293,17 @@ class HvfVcpu implements Vcpu {
   }
 
   private applyTranslationRoot(): void {
-    if (this.ttbr0Applied === this.vm.translationRoot) return;
-    this.setSys("TTBR0_EL1", BigInt(this.vm.translationRoot));
-    this.ttbr0Applied = this.vm.translationRoot;
-    this.vm.queueAction(ACTION.TLBI_ALL);
+    const root = this.vm.shared.translationRoot;
+    if (this.ttbr0Applied === root) return;
+    this.setSys("TTBR0_EL1", BigInt(root));
+    this.ttbr0Applied = root;
+    this.vm.shared.queueAction(ACTION.TLBI_ALL);
   }
 
   /** Hand queued maintenance to the shim (frame state) before the vCPU runs again. */
   private prepareEntry(): void {
     this.applyTranslationRoot();
-    const queued = this.vm.takeActions();
+    const queued = this.vm.shared.takeActions();
     if (queued.action === 0n) return;
     if (this.state === "live") this.redirectThroughShim();
     const f = this.frame;
@@ -505,27 +517,52 @@ class HvfVcpu implements Vcpu {
     this.assertOwner("hv_vcpu_destroy");
     this.destroyed = true;
     check("hv_vcpu_destroy", this.vm.host.hv.hv_vcpu_destroy(this.handle));
-    this.vm.releaseSlot(this.id);
+    this.vm.vcpuDestroyed(this.id);
   }
 }
 
-/** Merged TLB/I-cache work waiting for the next shim entry. */
-interface QueuedActions {
-  action: bigint;
-  page: bigint;
-  count: bigint;
+/** Create a vCPU in a claimed slot on the calling thread (hv_vcpu_create makes it that thread's). */
+function createVcpuIn(home: VcpuHome, index: number): HvfVcpu {
+  const handle = new BigUint64Array(new ArrayBuffer(8));
+  const exit = new BigUint64Array(new ArrayBuffer(8));
+  try {
+    check("hv_vcpu_create", home.host.hv.hv_vcpu_create(handle, exit, null));
+  } catch (error) {
+    home.shared.releaseSlot(index);
+    throw error;
+  }
+  try {
+    return new HvfVcpu(index, home, handle[0]!, Number(exit[0]!));
+  } catch (error) {
+    home.host.hv.hv_vcpu_destroy(handle[0]!);
+    home.shared.releaseSlot(index);
+    throw error;
+  }
 }
 
-export class HvfVm implements Vm {
+/**
+ * Everything another thread needs to attach to a VM (structured-cloneable: post it to a Worker).
+ * Addresses are host pointers, valid in every thread of the process.
+ */
+export interface HvfVmDescriptor {
+  memoryAddress: number;
+  memorySize: number;
+  privateAddress: number;
+  privateIpa: bigint;
+  ipaBits: number;
+  shared: SharedArrayBuffer;
+}
+
+export class HvfVm implements Vm, VcpuHome {
   readonly memory: HvfMemory;
   /** Guest physical address of the private region (just above guest memory). */
   readonly privateIpa: bigint;
   readonly privateAddress: number;
   readonly privateBytes: Uint8Array;
   readonly ipaBits: number;
-  translationRoot = 0;
-  private queued: QueuedActions = { action: 0n, page: 0n, count: 0n };
-  private readonly slots: (HvfVcpu | null)[] = new Array(MAX_VCPUS).fill(null);
+  readonly shared = new SharedVmState();
+  /** vCPUs created on this thread, by slot; vCPUs of attached Workers only appear in `shared`. */
+  private readonly local = new Map<number, HvfVcpu>();
   private readonly mappings: { ipa: number; size: number }[] = [];
   private destroyed = false;
 
@@ -605,34 +642,32 @@ export class HvfVm implements Vm {
         `translation root 0x${rootAddress.toString(16)} is not a page inside guest memory`,
       );
     }
-    this.translationRoot = rootAddress; // each vCPU applies it (on its own thread) before it next runs
+    this.shared.translationRoot = rootAddress; // each vCPU applies it (on its own thread) before it next runs
+  }
+
+  get translationRoot(): number {
+    return this.shared.translationRoot;
   }
 
   queueAction(action: bigint, page = 0n, count = 0n): void {
-    const q = this.queued;
-    if (action & ACTION.TLBI_PAGES) {
-      if (q.action & ACTION.TLBI_PAGES) {
-        const start = bigMin(q.page, page);
-        const end = bigMax(q.page + q.count, page + count);
-        if (end - start <= BigInt(TLBI_PAGES_MAX) && !(page > q.page + q.count || q.page > page + count)) {
-          q.page = start;
-          q.count = end - start;
-        } else {
-          q.action = (q.action & ~ACTION.TLBI_PAGES) | ACTION.TLBI_ALL;
-        }
-      } else {
-        q.page = page;
-        q.count = count;
-      }
-    }
-    q.action |= action;
-    if (q.action & ACTION.TLBI_ALL) q.action &= ~ACTION.TLBI_PAGES;
+    this.shared.queueAction(action, page, count);
   }
 
   takeActions(): QueuedActions {
-    const taken = this.queued;
-    this.queued = { action: 0n, page: 0n, count: 0n };
-    return taken;
+    return this.shared.takeActions();
+  }
+
+  /** What a Worker passes to `attachHvfVm` to create vCPUs of this VM on its own thread. */
+  descriptor(): HvfVmDescriptor {
+    if (this.destroyed) throw new Error("descriptor of a destroyed VM");
+    return {
+      memoryAddress: this.memory.hostAddress,
+      memorySize: this.memory.size,
+      privateAddress: this.privateAddress,
+      privateIpa: this.privateIpa,
+      ipaBits: this.ipaBits,
+      shared: this.shared.buffer,
+    };
   }
 
   invalidateTlb(requests: readonly TlbInvalidation[]): void {
@@ -654,25 +689,30 @@ export class HvfVm implements Vm {
     if (length > 0) this.queueAction(ACTION.IC_IALLU);
   }
 
+  /** A vCPU owned by the calling thread (see the thread rule); Workers use `attachHvfVm`. */
   createVcpu(): HvfVcpu {
     if (this.destroyed) throw new Error("createVcpu on a destroyed VM");
-    const index = this.slots.indexOf(null);
+    const index = this.shared.claimSlot(this.host.currentThread());
     if (index < 0) throw new Error(`at most ${MAX_VCPUS} vCPUs per VM`);
-    const handle = new BigUint64Array(new ArrayBuffer(8));
-    const exit = new BigUint64Array(new ArrayBuffer(8));
-    check("hv_vcpu_create", this.host.hv.hv_vcpu_create(handle, exit, null));
-    const vcpu = new HvfVcpu(index, this, handle[0]!, Number(exit[0]!));
-    this.slots[index] = vcpu;
+    const vcpu = createVcpuIn(this, index);
+    this.local.set(index, vcpu);
     return vcpu;
   }
 
-  releaseSlot(index: number): void {
-    this.slots[index] = null;
+  vcpuDestroyed(index: number): void {
+    this.local.delete(index);
+    this.shared.releaseSlot(index);
   }
 
   destroy(): void {
     if (this.destroyed) return;
-    for (const vcpu of this.slots) vcpu?.destroy();
+    for (const vcpu of [...this.local.values()]) vcpu.destroy();
+    const remote = this.shared.slotOwners();
+    if (remote.length > 0) {
+      throw new Error(
+        `destroy: vCPU slot(s) ${remote.map((o) => `${o.slot} (thread ${o.thread})`).join(", ")} still live in other threads: destroy their VcpuWorkerHost first`,
+      );
+    }
     this.destroyed = true;
     const hv = this.host.hv;
     for (const m of this.mappings) check("hv_vm_unmap", hv.hv_vm_unmap(m.ipa, m.size));
@@ -680,6 +720,45 @@ export class HvfVm implements Vm {
     this.host.release(this.privateAddress, PRIVATE_SIZE);
     this.host.release(this.memory.hostAddress, this.memory.size);
   }
+}
+
+/**
+ * A VM seen from a thread that did not create it (a vCPU Worker): the VM is process-wide, so this
+ * thread may create vCPUs of its own in it. Memory and the private region are the creator's.
+ */
+export class HvfVmAttachment implements VcpuHome {
+  readonly privateBytes: Uint8Array;
+  readonly privateAddress: number;
+  readonly privateIpa: bigint;
+  readonly shared: SharedVmState;
+  readonly memory: HvfMemory;
+
+  constructor(
+    readonly host: HvfHost,
+    descriptor: HvfVmDescriptor,
+  ) {
+    this.privateAddress = descriptor.privateAddress;
+    this.privateIpa = descriptor.privateIpa;
+    this.privateBytes = new Uint8Array(toArrayBuffer(descriptor.privateAddress, 0, PRIVATE_SIZE));
+    this.shared = new SharedVmState(descriptor.shared);
+    this.memory = new HvfMemory(descriptor.memoryAddress, descriptor.memorySize);
+  }
+
+  /** A vCPU owned by the calling thread. */
+  createVcpu(): HvfVcpu {
+    const index = this.shared.claimSlot(this.host.currentThread());
+    if (index < 0) throw new Error(`at most ${MAX_VCPUS} vCPUs per VM`);
+    return createVcpuIn(this, index);
+  }
+
+  vcpuDestroyed(index: number): void {
+    this.shared.releaseSlot(index);
+  }
+}
+
+/** Attach to a VM created on another thread (see `HvfVm.descriptor()`); default host: the real framework. */
+export function attachHvfVm(descriptor: HvfVmDescriptor, host: HvfHost = defaultHost()): HvfVmAttachment {
+  return new HvfVmAttachment(host, descriptor);
 }
 
 export class HvfBackend implements Backend {

@@ -19,6 +19,8 @@ import type { HypervisorSymbols } from "../ffi.ts";
 import { EC } from "../syndrome-constants.ts";
 import type { HvfHost } from "../vm.ts";
 
+export const PC = HV_REG_PC;
+
 export interface FakeVcpu {
   handle: bigint;
   regs: bigint[];
@@ -31,6 +33,9 @@ export interface FakeVcpu {
 
 /** Plays one hv_vcpu_run; a number return value is the hv_return_t (default HV_SUCCESS). */
 export type Step = (vcpu: FakeVcpu, fake: FakeHypervisor) => unknown;
+
+/** Flags per vCPU handle, shared between threads: set by hv_vcpus_exit, awaited by a spinning guest. */
+export const EXIT_LINE_SIZE = 64 * 4;
 
 export class FakeHypervisor {
   maxIpa = 40;
@@ -48,10 +53,21 @@ export class FakeHypervisor {
   /** Host view of the private region, set by the test once the VM exists. */
   privateBytes: Uint8Array | null = null;
   thread = 0;
+  /** Played when the script is empty (a guest that does the same thing forever); null: fail. */
+  idleStep: Step | null = null;
   private nextHandle = 0n;
   private configs = new Map<number, number>();
+  private readonly exitLine: Int32Array | null;
 
   readonly symbols = this.makeSymbols();
+
+  /**
+   * `exitLine` lets hv_vcpus_exit cross threads as the real one does: fakes on several threads that
+   * share it see each other's cancels (the VM's thread kicks, the vCPU's thread spins until kicked).
+   */
+  constructor(options: { exitLine?: SharedArrayBuffer } = {}) {
+    this.exitLine = options.exitLine ? new Int32Array(options.exitLine) : null;
+  }
 
   host(): HvfHost {
     return {
@@ -114,6 +130,19 @@ export class FakeHypervisor {
     vcpu.exit.setBigUint64(HV_VCPU_EXIT.syndrome, syndrome, true);
     vcpu.exit.setBigUint64(HV_VCPU_EXIT.virtualAddress, va, true);
     vcpu.exit.setBigUint64(HV_VCPU_EXIT.physicalAddress, ipa, true);
+  }
+
+  /**
+   * The guest runs at EL0 until another thread calls hv_vcpus_exit on it (through the exit line),
+   * then the run ends CANCELED with live registers and PC at `pc`.
+   */
+  runUntilKicked(vcpu: FakeVcpu, pc: bigint): void {
+    const line = this.exitLine;
+    if (!line) throw new Error("runUntilKicked needs an exit line");
+    const index = Number(vcpu.handle);
+    while (Atomics.compareExchange(line, index, 1, 0) !== 1) Atomics.wait(line, index, 0);
+    vcpu.regs[PC] = pc;
+    this.cancelled(vcpu, true);
   }
 
   /** hv_vcpus_exit interrupted the guest at EL0 (live registers) or inside the shim (EL1h). */
@@ -189,14 +218,20 @@ export class FakeHypervisor {
         return this.vcpus.delete(u64(handle)) ? 0 : HV_BAD_ARGUMENT | 0;
       },
       hv_vcpu_run: (handle: bigint) => {
-        const step = this.script.shift();
+        const step = this.script.shift() ?? this.idleStep;
         if (!step) throw new Error("fake hv_vcpu_run: script exhausted");
         this.calls.push("run");
         const result = step(this.vcpus.get(u64(handle))!, this);
         return typeof result === "number" ? result : 0;
       },
       hv_vcpus_exit: (handles: BigUint64Array, count: number) => {
-        for (let i = 0; i < count; i++) this.exitsRequested.push(handles[i]!);
+        for (let i = 0; i < count; i++) {
+          this.exitsRequested.push(handles[i]!);
+          if (this.exitLine) {
+            Atomics.store(this.exitLine, Number(handles[i]!), 1);
+            Atomics.notify(this.exitLine, Number(handles[i]!));
+          }
+        }
         return 0;
       },
       hv_vcpu_get_reg: (handle: bigint, reg: number, out: BigUint64Array) => {
@@ -234,5 +269,3 @@ export class FakeHypervisor {
     return symbols as unknown as HypervisorSymbols;
   }
 }
-
-export const PC = HV_REG_PC;
