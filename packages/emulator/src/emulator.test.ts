@@ -21,6 +21,13 @@ const STORE_LOAD_BRANCH = [
   0xf9400040, // ldr x0, [x2]
   0xd61f0060, // br x3
 ];
+const SUBPAGE_LOADS = [
+  0xf9400020, // ldr x0, [x1]
+  0xf9420022, // ldr x2, [x1, #0x400]
+  0xf9440023, // ldr x3, [x1, #0x800]
+  0xf9460024, // ldr x4, [x1, #0xc00]
+  0xd4200000, // brk #0
+];
 const BRK_UDF = [
   0xd42000e0, // brk #7
   0x00000000, // udf #0
@@ -117,6 +124,24 @@ describe.skipIf(!available)("emulator backend", () => {
     vcpu.setRegister("x2", BigInt(0x700000)); // next instruction faults, so run() returns
     expect(vcpu.run().kind).toBe("fault");
     expect(new DataView(vm.memory.bytes.buffer).getUint32(RO_DATA, true)).toBe(0x1234);
+  });
+
+  test("every 1 KiB part of a 4 KiB page reads the slab's own bytes (Unicorn's page may be 1 KiB)", () => {
+    // Regression: the fill hook once rebuilt the address from the 4 KiB page and dropped bits 10-11, so
+    // guest loads at page+0xc00 read page+0x000.
+    load(vm.memory.bytes, CODE, SUBPAGE_LOADS);
+    const view = new DataView(vm.memory.bytes.buffer);
+    for (let part = 0; part < 4; part++)
+      view.setBigUint64(DATA + part * 0x400, BigInt(0x1111 * (part + 1)), true);
+    vcpu.setRegister("x1", BigInt(DATA));
+    vcpu.setRegister("pc", BigInt(CODE));
+    expect(vcpu.run().kind).toBe("breakpoint");
+    expect(["x0", "x2", "x3", "x4"].map((r) => vcpu.getRegister(r as "x0"))).toEqual([
+      0x1111n,
+      0x2222n,
+      0x3333n,
+      0x4444n,
+    ]);
   });
 
   test("brk and udf leave run() with PC on the instruction", () => {

@@ -7,7 +7,7 @@
  * - `svc` is handled in place: the interrupt hook calls the JS dispatcher with X0..X8 in `syscallFrame`.
  *   One engine per VM; all vCPUs of a VM share it (guest atomics stay atomic), so only one runs at a time.
  */
-import { JSCallback, ptr, toArrayBuffer } from "bun:ffi";
+import { JSCallback, type Pointer, ptr, toArrayBuffer } from "bun:ffi";
 import type {
   AccessKind,
   Backend,
@@ -43,6 +43,11 @@ export class EmulatorError extends Error {
   }
 }
 
+/** The native address of an FFI symbol (Bun provides `.ptr` at run time; its types do not declare it). */
+function symbolAddress(symbol: unknown): Pointer {
+  return (symbol as { ptr: Pointer }).ptr;
+}
+
 /** Unicorn 2.0.x stores take a slow path (20× slower) and lack the TLB-fill hook: refuse them. */
 export const MIN_UNICORN_VERSION = { major: 2, minor: 1 };
 
@@ -68,6 +73,8 @@ export function emulatorAvailability(): BackendAvailability {
   }
   return { available: true };
 }
+
+const GUEST_PAGE_SIZE = 4096;
 
 const ACCESS_BY_MEM_TYPE: Record<number, AccessKind> = {
   16: "read",
@@ -108,12 +115,28 @@ class EmulatorMemory implements GuestPhysicalMemory {
     readonly hostAddress: number,
     readonly size: number,
   ) {
-    this.bytes = new Uint8Array(toArrayBuffer(hostAddress, 0, size));
+    this.bytes = new Uint8Array(toArrayBuffer(hostAddress as Pointer, 0, size));
   }
   discard(address: number, length: number): void {
     if (length <= 0) return;
-    const result = loadCore().core_slab_discard(this.hostAddress, address, length);
+    const result = loadCore().core_slab_discard(this.hostAddress as Pointer, address, length);
     if (result !== 0 || process.platform === "darwin") this.bytes.fill(0, address, address + length);
+  }
+  mapSharedFile(address: number, length: number, hostFd: number, offset: number, writable: boolean): number {
+    // The host and guest page sizes match on Linux (4 KiB); a 16 KiB-page host needs aligned overlays.
+    return loadCore().core_slab_map_file(
+      this.hostAddress as Pointer,
+      address,
+      length,
+      hostFd,
+      offset,
+      writable ? 1 : 0,
+    );
+  }
+  unmapSharedFile(address: number, length: number): void {
+    if (loadCore().core_slab_restore(this.hostAddress as Pointer, address, length) !== 0) {
+      throw new Error(`cannot restore guest memory at 0x${address.toString(16)} after a shared file mapping`);
+    }
   }
 }
 
@@ -122,7 +145,7 @@ class EmulatorVcpu implements Vcpu {
   // Buffers handed to C are created over an explicit ArrayBuffer: a small "fast" typed array may move
   // its storage when its .buffer is first touched, leaving C with a stale pointer.
   private readonly scratch = new BigUint64Array(new ArrayBuffer(16));
-  private readonly scratchPtr: number;
+  private readonly scratchPtr: Pointer;
   private handler: InlineSyscallHandler | null = null;
   private callback: JSCallback | null = null;
 
@@ -236,11 +259,11 @@ class EmulatorVcpu implements Vcpu {
 class EmulatorVm implements Vm {
   readonly memory: EmulatorMemory;
   readonly uc: UnicornLibrary;
-  readonly engine: number;
+  readonly engine: Pointer;
   /** `struct core` of core.c; its buffer stays referenced while the engine lives (C keeps a pointer). */
   readonly coreState = new BigUint64Array(new ArrayBuffer(CORE.size));
   readonly coreView = new DataView(this.coreState.buffer);
-  readonly corePtr: number;
+  readonly corePtr: Pointer;
   pendingError: unknown = null;
   private vcpus: EmulatorVcpu[] = [];
   private destroyed = false;
@@ -254,25 +277,31 @@ class EmulatorVm implements Vm {
     const handle = new BigUint64Array(new ArrayBuffer(8));
     let err = this.uc.symbols.uc_open(UC_ARCH_ARM64, UC_MODE_ARM, ptr(handle));
     if (err) throw new EmulatorError("uc_open", err);
-    this.engine = Number(handle[0]);
+    this.engine = Number(handle[0]) as Pointer;
     const s = this.uc.symbols;
-    err = core.core_set_cpu_model(this.engine, s.uc_ctl.ptr!, UC_CPU_ARM64_MAX);
+    // 4 KiB softmmu pages, as the guest's own granule, where Unicorn allows it: the 1 KiB default makes
+    // every 4 KiB page cost four TLB entries (of 64) and four fills. Unicorn 2.1.1 accepts this control only
+    // for 32-bit ARM (UC_ERR_ARG here); later releases accept it for arm64 too. Correctness does not
+    // depend on it: the TLB-fill hook keeps every offset bit below the descriptor's block size.
+    err = core.core_set_page_size(this.engine, symbolAddress(s.uc_ctl), GUEST_PAGE_SIZE);
+    if (err && err !== UC_ERR.ARG) throw new EmulatorError("uc_ctl(UC_PAGE_SIZE)", err);
+    err = core.core_set_cpu_model(this.engine, symbolAddress(s.uc_ctl), UC_CPU_ARM64_MAX);
     if (err) throw new EmulatorError("uc_ctl(CPU_MODEL)", err);
     const slab = core.core_slab_create(size);
     if (typeof slab !== "number" || slab < 0)
       throw new Error(`cannot reserve ${size} bytes of guest memory (errno ${-Number(slab)})`);
     this.memory = new EmulatorMemory(slab, size);
-    err = s.uc_mem_map_ptr(this.engine, 0, size, UC_PROT_ALL, slab);
+    err = s.uc_mem_map_ptr(this.engine, 0, size, UC_PROT_ALL, slab as Pointer);
     if (err) throw new EmulatorError("uc_mem_map_ptr", err);
 
     const state = this.coreState;
     state[CORE.uc / 8] = BigInt(this.engine);
-    state[CORE.emuStart / 8] = BigInt(s.uc_emu_start.ptr!);
-    state[CORE.emuStop / 8] = BigInt(s.uc_emu_stop.ptr!);
-    state[CORE.readBatch / 8] = BigInt(s.uc_reg_read_batch.ptr!);
-    state[CORE.regWrite / 8] = BigInt(s.uc_reg_write.ptr!);
-    state[CORE.ctl / 8] = BigInt(s.uc_ctl.ptr!);
-    state[CORE.hookAdd / 8] = BigInt(s.uc_hook_add.ptr!);
+    state[CORE.emuStart / 8] = BigInt(symbolAddress(s.uc_emu_start));
+    state[CORE.emuStop / 8] = BigInt(symbolAddress(s.uc_emu_stop));
+    state[CORE.readBatch / 8] = BigInt(symbolAddress(s.uc_reg_read_batch));
+    state[CORE.regWrite / 8] = BigInt(symbolAddress(s.uc_reg_write));
+    state[CORE.ctl / 8] = BigInt(symbolAddress(s.uc_ctl));
+    state[CORE.hookAdd / 8] = BigInt(symbolAddress(s.uc_hook_add));
     state[CORE.mem / 8] = BigInt(slab);
     state[CORE.memSize / 8] = BigInt(size);
     this.corePtr = ptr(state);
@@ -322,7 +351,7 @@ class EmulatorVm implements Vm {
     this.destroyed = true;
     for (const vcpu of this.vcpus) vcpu.destroy();
     this.uc.symbols.uc_close(this.engine);
-    loadCore().core_slab_destroy(this.memory.hostAddress, this.memory.size);
+    loadCore().core_slab_destroy(this.memory.hostAddress as Pointer, this.memory.size);
   }
 }
 

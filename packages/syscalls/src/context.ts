@@ -48,3 +48,16 @@ export type SyscallControl =
   | { control: "registers-set" }
   /** Deliver pending signals before resuming (kill/raise to self). X0 gets `value`. */
   | { control: "signal-pending"; value: number | bigint };
+
+/** Everything a handler may touch besides its arguments. */
+export interface SyscallContext {
+  readonly memory: import("./memory.ts").GuestMemory;
+  readonly process: import("./process.ts").ProcessState;
+  readonly host: import("./host/host.ts").Host;
+  readonly flags: import("./host/flags.ts").FlagTranslator;
+  /** uname's nodename (the host's hostname, read once). */
+  readonly nodename: string;
+}
+
+/** One syscall implementation: decoded args in, Linux result (or a control request) out. */
+export type SyscallHandler = (args: SyscallArgs, ctx: SyscallContext) => SyscallResult;

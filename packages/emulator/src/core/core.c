@@ -30,11 +30,15 @@ int *__error(void);
 #define HOST_ERRNO (*__error())
 #define SLAB_MAP_FLAGS (0x0002 | 0x1000) /* MAP_PRIVATE | MAP_ANON */
 #define SLAB_DISCARD_ADVICE 5            /* MADV_FREE; the caller re-zeroes where it must */
+#define SLAB_FIXED 0x0010                /* MAP_FIXED */
+#define SLAB_SHARED_FIXED (0x0001 | 0x0010) /* MAP_SHARED | MAP_FIXED */
 #else
 int *__errno_location(void);
 #define HOST_ERRNO (*__errno_location())
 #define SLAB_MAP_FLAGS (0x02 | 0x20 | 0x4000) /* MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE */
 #define SLAB_DISCARD_ADVICE 4                 /* MADV_DONTNEED: private anonymous pages read back as zeroes */
+#define SLAB_FIXED 0x10                       /* MAP_FIXED */
+#define SLAB_SHARED_FIXED (0x01 | 0x10)       /* MAP_SHARED | MAP_FIXED */
 #endif
 
 /* Exit kinds shared with core.ts (EXIT_*). */
@@ -169,7 +173,9 @@ static bool on_tlb_fill(uc_engine *uc, uint64_t va, int type, uint64_t *entry, v
     return false;
   }
   uint64_t block = level == 1 ? (1ULL << 30) : level == 2 ? (1ULL << 21) : 4096;
-  uint64_t pa = ((desc & DESC_OA_MASK) & ~(block - 1)) | (va & (block - 1) & ~4095ULL);
+  /* Keep every offset bit below the block: Unicorn's own page may be smaller than 4 KiB (1 KiB on arm64
+     unless UC_CTL_UC_PAGE_SIZE raised it), so `va` is not necessarily 4 KiB aligned. */
+  uint64_t pa = ((desc & DESC_OA_MASK) & ~(block - 1)) | (va & (block - 1));
   if (pa + 4096 > c->mem_size) {
     record_fault(c, va, type, 0);
     return false;
@@ -206,6 +212,11 @@ int core_set_cpu_model(uc_engine *uc, uc_ctl_fn ctl, int model) {
   return ctl(uc, 1140850695 /* UC_CTL_WRITE(CPU_MODEL) */, model);
 }
 
+/* Unicorn's softmmu page size; must be set before any memory is mapped. */
+int core_set_page_size(uc_engine *uc, uc_ctl_fn ctl, uint32_t size) {
+  return ctl(uc, 1140850689 /* UC_CTL_WRITE(UC_PAGE_SIZE) */, size);
+}
+
 /* Runs until an exit; returns the uc_err of uc_emu_start (the exit kind is in the struct). */
 int core_run(struct core *c, uint64_t pc) {
   c->exit_kind = EXIT_NONE;
@@ -234,6 +245,19 @@ int64_t core_slab_create(uint64_t size) {
 
 int core_slab_discard(uint8_t *base, uint64_t offset, uint64_t length) {
   return madvise(base + offset, length, SLAB_DISCARD_ADVICE) ? -HOST_ERRNO : 0;
+}
+
+/* Back part of the slab with a host file, shared: guest stores go straight to the page cache. */
+int core_slab_map_file(uint8_t *base, uint64_t offset, uint64_t length, int fd, int64_t file_offset, int writable) {
+  int prot = writable ? 3 : 1; /* PROT_READ|PROT_WRITE : PROT_READ */
+  void *p = mmap(base + offset, length, prot, SLAB_SHARED_FIXED, fd, file_offset);
+  return p == (void *)-1 ? -HOST_ERRNO : 0;
+}
+
+/* Put private zero-filled memory back over [offset, offset+length) (undoes core_slab_map_file). */
+int core_slab_restore(uint8_t *base, uint64_t offset, uint64_t length) {
+  void *p = mmap(base + offset, length, 3, SLAB_MAP_FLAGS | SLAB_FIXED, -1, 0);
+  return p == (void *)-1 ? -HOST_ERRNO : 0;
 }
 
 int core_slab_destroy(uint8_t *base, uint64_t size) {

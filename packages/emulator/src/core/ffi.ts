@@ -1,20 +1,29 @@
 /**
- * Symbol table of the emulator's native core (core.c), compiled once per process by bun:ffi's `cc`.
- * Set GUEST_EMULATOR_CORE to a prebuilt shared object (same symbols) to skip the compile.
+ * Symbol table of the emulator's native core (core.c): the shared object setup prebuilt for this exact source,
+ * or compiled once per process by bun:ffi's `cc`. GUEST_EMULATOR_CORE names another prebuilt object to use.
  */
 
-import { cc, dlopen, FFIType } from "bun:ffi";
+import { type cc, FFIType } from "bun:ffi";
 import { join } from "node:path";
+import { loadNativeHelper } from "@guest/hvf-bindings";
+
+export const CORE_SOURCE = join(import.meta.dir, "core.c");
 
 const symbols = {
   core_attach: { args: [FFIType.ptr], returns: FFIType.i32 },
   core_set_cpu_model: { args: [FFIType.ptr, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
+  core_set_page_size: { args: [FFIType.ptr, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
   core_run: { args: [FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
   core_flush_tlb: { args: [FFIType.ptr], returns: FFIType.i32 },
   core_remove_code: { args: [FFIType.ptr, FFIType.u64, FFIType.u64], returns: FFIType.i32 },
   core_slab_create: { args: [FFIType.u64], returns: FFIType.i64_fast },
   core_slab_discard: { args: [FFIType.ptr, FFIType.u64, FFIType.u64], returns: FFIType.i32 },
   core_slab_destroy: { args: [FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
+  core_slab_map_file: {
+    args: [FFIType.ptr, FFIType.u64, FFIType.u64, FFIType.i32, FFIType.i64, FFIType.i32],
+    returns: FFIType.i32,
+  },
+  core_slab_restore: { args: [FFIType.ptr, FFIType.u64, FFIType.u64], returns: FFIType.i32 },
   core_struct_size: { args: [], returns: FFIType.i32 },
 } as const;
 
@@ -24,8 +33,7 @@ let library: CoreLibrary | null = null;
 
 export function loadCore(): CoreLibrary["symbols"] {
   if (!library) {
-    const prebuilt = process.env.GUEST_EMULATOR_CORE;
-    library = prebuilt ? dlopen(prebuilt, symbols) : cc({ source: join(import.meta.dir, "core.c"), symbols });
+    library = loadNativeHelper(CORE_SOURCE, symbols, process.env.GUEST_EMULATOR_CORE) as CoreLibrary;
     const nativeSize = library.symbols.core_struct_size();
     // The JS buffer must cover the whole C struct: C writes every field, past-the-end writes corrupt the JS heap.
     if (nativeSize !== CORE.size)

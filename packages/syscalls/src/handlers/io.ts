@@ -1,0 +1,154 @@
+/** read/write and friends: guest buffers go to the host as pointers into guest memory (zero copy). */
+import { EBADF, EFAULT, EINVAL } from "../abi/errno.ts";
+import { IOVEC, UIO_MAXIOV } from "../abi/structs.ts";
+import type { SyscallHandler } from "../context.ts";
+import { SCRATCH_GENERAL } from "../host/host.ts";
+
+/** Linux MAX_RW_COUNT: one read/write moves at most INT_MAX rounded down to a page. */
+const MAX_RW_COUNT = 0x7fff_f000;
+
+export const read: SyscallHandler = (args, ctx) => {
+  const entry = ctx.process.fds.get(args.int(0));
+  if (entry === undefined) return -EBADF;
+  const buf = args.ptr(1);
+  const count = Math.min(args.ulong(2), MAX_RW_COUNT);
+  const length = ctx.memory.accessiblePrefix(buf, count, true);
+  if (length === 0 && count > 0) return -EFAULT;
+  return ctx.host.sym.host_read(entry.hostFd, ctx.memory.hostAddress + (length === 0 ? 0 : buf), length);
+};
+
+export const write: SyscallHandler = (args, ctx) => {
+  const entry = ctx.process.fds.get(args.int(0));
+  if (entry === undefined) return -EBADF;
+  const buf = args.ptr(1);
+  const count = Math.min(args.ulong(2), MAX_RW_COUNT);
+  const length = ctx.memory.accessiblePrefix(buf, count, false);
+  if (length === 0 && count > 0) return -EFAULT;
+  return ctx.host.sym.host_write(entry.hostFd, ctx.memory.hostAddress + (length === 0 ? 0 : buf), length);
+};
+
+export const pread64: SyscallHandler = (args, ctx) => {
+  const entry = ctx.process.fds.get(args.int(0));
+  if (entry === undefined) return -EBADF;
+  const offset = args.long(3);
+  if (offset < 0) return -EINVAL;
+  const buf = args.ptr(1);
+  const count = Math.min(args.ulong(2), MAX_RW_COUNT);
+  const length = ctx.memory.accessiblePrefix(buf, count, true);
+  if (length === 0 && count > 0) return -EFAULT;
+  return ctx.host.sym.host_pread(
+    entry.hostFd,
+    ctx.memory.hostAddress + (length === 0 ? 0 : buf),
+    length,
+    offset,
+  );
+};
+
+export const pwrite64: SyscallHandler = (args, ctx) => {
+  const entry = ctx.process.fds.get(args.int(0));
+  if (entry === undefined) return -EBADF;
+  const offset = args.long(3);
+  if (offset < 0) return -EINVAL;
+  const buf = args.ptr(1);
+  const count = Math.min(args.ulong(2), MAX_RW_COUNT);
+  const length = ctx.memory.accessiblePrefix(buf, count, false);
+  if (length === 0 && count > 0) return -EFAULT;
+  return ctx.host.sym.host_pwrite(
+    entry.hostFd,
+    ctx.memory.hostAddress + (length === 0 ? 0 : buf),
+    length,
+    offset,
+  );
+};
+
+/**
+ * Builds the host iovec array in scratch from the guest's: each guest base becomes a host pointer.
+ * Returns the number of host iovecs, or -errno. Like Linux, the transfer stops at the first segment
+ * that is not (fully) accessible; only a fault before any byte is an EFAULT.
+ */
+function buildIovec(
+  args: Parameters<SyscallHandler>[0],
+  ctx: Parameters<SyscallHandler>[1],
+  write: boolean,
+): number {
+  const iov = args.ptr(1);
+  const count = args.int(2);
+  if (count < 0 || count > UIO_MAXIOV) return -EINVAL;
+  if (count === 0) return 0;
+  const memory = ctx.memory;
+  if (!memory.check(iov, count * IOVEC.size, false)) return -EFAULT;
+  const view = ctx.host.scratchView;
+  let total = 0;
+  let segments = 0;
+  let faulted = false;
+  // Linux validates every length before moving a byte: a total beyond SSIZE_MAX is EINVAL.
+  for (let i = 0; i < count; i++) {
+    const length = memory.readU64(iov + i * IOVEC.size + IOVEC.len);
+    total += length;
+    if (!(total <= Number.MAX_SAFE_INTEGER)) return -EINVAL;
+  }
+  for (let i = 0; i < count && !faulted; i++) {
+    const base = memory.readU64(iov + i * IOVEC.size + IOVEC.base);
+    let length = memory.readU64(iov + i * IOVEC.size + IOVEC.len);
+    if (length === 0) continue;
+    const usable = memory.accessiblePrefix(base, length, !write);
+    if (usable < length) {
+      faulted = true;
+      length = usable;
+      if (length === 0) break;
+    }
+    const at = SCRATCH_GENERAL + segments * IOVEC.size;
+    writeU64(view, at + IOVEC.base, memory.hostAddress + base);
+    writeU64(view, at + IOVEC.len, length);
+    segments++;
+  }
+  if (segments === 0 && faulted) return -EFAULT;
+  return segments;
+}
+
+function writeU64(view: DataView, at: number, value: number): void {
+  view.setUint32(at, value >>> 0, true);
+  view.setUint32(at + 4, Math.floor(value / 0x1_0000_0000), true);
+}
+
+export const readv: SyscallHandler = (args, ctx) => {
+  const entry = ctx.process.fds.get(args.int(0));
+  if (entry === undefined) return -EBADF;
+  const segments = buildIovec(args, ctx, false);
+  if (segments < 0) return segments;
+  return ctx.host.sym.host_readv(entry.hostFd, ctx.host.scratchAddress + SCRATCH_GENERAL, segments);
+};
+
+export const writev: SyscallHandler = (args, ctx) => {
+  const entry = ctx.process.fds.get(args.int(0));
+  if (entry === undefined) return -EBADF;
+  const segments = buildIovec(args, ctx, true);
+  if (segments < 0) return segments;
+  return ctx.host.sym.host_writev(entry.hostFd, ctx.host.scratchAddress + SCRATCH_GENERAL, segments);
+};
+
+export const lseek: SyscallHandler = (args, ctx) => {
+  const entry = ctx.process.fds.get(args.int(0));
+  if (entry === undefined) return -EBADF;
+  return ctx.host.sym.host_lseek(entry.hostFd, args.long(1), args.uint(2));
+};
+
+export const close: SyscallHandler = (args, ctx) => {
+  const entry = ctx.process.fds.remove(args.int(0));
+  if (entry === undefined) return -EBADF;
+  // The guest fd is gone whatever the host says (Linux frees the number even when close reports EIO).
+  const result = ctx.host.sym.host_close(entry.hostFd);
+  return result < 0 && result !== -EBADF ? result : 0;
+};
+
+/** sendfile: both fds are host fds, the optional loff_t stays in guest memory (the host updates it in place). */
+export const sendfile: SyscallHandler = (args, ctx) => {
+  const input = ctx.process.fds.get(args.int(1));
+  const output = ctx.process.fds.get(args.int(0));
+  if (input === undefined || output === undefined) return -EBADF;
+  const offsetAddress = args.ptr(2);
+  const offset = offsetAddress === 0 ? 0 : ctx.memory.hostPointer(offsetAddress, 8, true);
+  if (offset < 0) return offset;
+  const count = Math.min(args.ulong(3), MAX_RW_COUNT);
+  return ctx.host.sym.host_sendfile(output.hostFd, input.hostFd, offset, count);
+};

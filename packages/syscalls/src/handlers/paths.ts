@@ -1,0 +1,100 @@
+/**
+ * Guest path arguments → host path pointers. A guest path is validated in place (NUL within PATH_MAX,
+ * every byte accessible) and handed to the host as a pointer into guest memory, with no copy. Only the
+ * /proc entries that name this process are rewritten (through a scratch slot), because on the host they
+ * would name the runtime: /proc/self/exe, /proc/self/cwd and /proc/self/fd/N.
+ */
+import { EBADF, ENOENT } from "../abi/errno.ts";
+import type { SyscallContext } from "../context.ts";
+import { SCRATCH_PATH_A } from "../host/host.ts";
+
+/** Host address of a permanently empty C string (the last byte of the scratch area, never written). */
+export function emptyPath(ctx: SyscallContext): number {
+  return ctx.host.scratchAddress + ctx.host.scratch.length - 1;
+}
+
+const SLASH = 0x2f;
+const PROC = [0x2f, 0x70, 0x72, 0x6f, 0x63, 0x2f]; // "/proc/"
+
+/** What a /proc path that names this process refers to. */
+export type ProcSelfLink =
+  | { kind: "exe" }
+  | { kind: "cwd" }
+  | { kind: "fd"; fd: number; rest: string }
+  | null;
+
+/** Parses "/proc/self/…", "/proc/thread-self/…" and "/proc/<own pid or tid>/…" for the magic links. */
+export function procSelfLink(ctx: SyscallContext, path: string): ProcSelfLink {
+  const match = /^\/proc\/(self|thread-self|\d+)\/(exe|cwd|fd\/(\d+))(\/.*)?$/.exec(path);
+  if (match === null) return null;
+  const who = match[1]!;
+  if (who !== "self" && who !== "thread-self") {
+    const id = Number(who);
+    if (id !== ctx.process.pid && !ctx.process.threads.has(id)) return null;
+  }
+  if (match[2] === "exe") return match[4] === undefined ? { kind: "exe" } : null;
+  if (match[2] === "cwd") return { kind: "cwd" };
+  return { kind: "fd", fd: Number(match[3]), rest: match[4] ?? "" };
+}
+
+/**
+ * The host path pointer for the guest string at `address`, or -errno. `nullIsEmpty`: a NULL pointer
+ * means "" (statx/fstatat with AT_EMPTY_PATH since Linux 6.11).
+ */
+export function hostPath(
+  ctx: SyscallContext,
+  address: number,
+  slot = SCRATCH_PATH_A,
+  nullIsEmpty = false,
+): number {
+  if (address === 0 && nullIsEmpty) return emptyPath(ctx);
+  const memory = ctx.memory;
+  const length = memory.cStringLength(address);
+  if (length < 0) return length;
+  const bytes = memory.bytes;
+  if (length > 6 && bytes[address] === SLASH && isProcPrefix(bytes, address)) {
+    const rewritten = rewriteProc(ctx, memory.readCString(address) as string, slot);
+    if (rewritten !== null) return rewritten;
+  }
+  return memory.hostAddress + address;
+}
+
+function isProcPrefix(bytes: Uint8Array, address: number): boolean {
+  for (let i = 1; i < PROC.length; i++) if (bytes[address + i] !== PROC[i]) return false;
+  return true;
+}
+
+function rewriteProc(ctx: SyscallContext, path: string, slot: number): number | null {
+  const link = procSelfLink(ctx, path);
+  if (link === null) return null;
+  if (link.kind === "exe") return ctx.host.cString(ctx.process.exePath, slot);
+  if (link.kind === "cwd") return ctx.host.cString(ctx.process.cwdPath, slot);
+  const entry = ctx.process.fds.get(link.fd);
+  if (entry === undefined) return -ENOENT;
+  return ctx.host.cString(`/proc/self/fd/${entry.hostFd}${link.rest}`, slot);
+}
+
+/**
+ * The host dirfd for a *at() call. Linux ignores dirfd for absolute paths (even a bad one), so an
+ * absolute path gets the host's AT_FDCWD whatever the guest passed.
+ */
+export function hostDirFd(ctx: SyscallContext, dirfd: number, pathAddress: number): number {
+  const hostFd = ctx.process.hostDirFd(dirfd);
+  if (hostFd >= 0) return hostFd;
+  const memory = ctx.memory;
+  if (
+    pathAddress > 0 &&
+    pathAddress < memory.size &&
+    memory.check(pathAddress, 1, false) &&
+    memory.bytes[pathAddress] === SLASH
+  ) {
+    return -100;
+  }
+  return -EBADF;
+}
+
+/** Decodes a guest path for bookkeeping (fd table, traces); "" when unreadable. */
+export function guestPathText(ctx: SyscallContext, address: number): string {
+  const text = ctx.memory.readCString(address);
+  return typeof text === "string" ? text : "";
+}

@@ -1,0 +1,193 @@
+/**
+ * Scheduling: policy and parameters (the guest runs SCHED_OTHER, priority 0, and cannot leave it), nice
+ * values (the host thread running the guest is the guest's task, so they go to the host), and getcpu.
+ */
+import { EINVAL, EPERM, ESRCH } from "../abi/errno.ts";
+import {
+  IOPRIO_WHO_PGRP,
+  IOPRIO_WHO_PROCESS,
+  IOPRIO_WHO_USER,
+  MAX_USER_RT_PRIO,
+  PRIO_PGRP,
+  PRIO_PROCESS,
+  PRIO_USER,
+  SCHED_BATCH,
+  SCHED_DEADLINE,
+  SCHED_EXT,
+  SCHED_FIFO,
+  SCHED_IDLE,
+  SCHED_OTHER,
+  SCHED_RESET_ON_FORK,
+  SCHED_RR,
+} from "../abi/process.ts";
+import type { SyscallContext, SyscallHandler } from "../context.ts";
+import { SCRATCH_GENERAL } from "../host/host.ts";
+
+function isOwnTask(ctx: SyscallContext, pid: number): boolean {
+  return pid === 0 || pid === ctx.process.pid || ctx.process.threads.has(pid);
+}
+
+export const schedGetscheduler: SyscallHandler = (args, ctx) => {
+  const pid = args.int(0);
+  if (pid < 0) return -EINVAL;
+  return isOwnTask(ctx, pid) ? SCHED_OTHER : -ESRCH;
+};
+
+export const schedGetparam: SyscallHandler = (args, ctx) => {
+  const pid = args.int(0);
+  const param = args.ptr(1);
+  if (param === 0 || pid < 0) return -EINVAL;
+  if (!isOwnTask(ctx, pid)) return -ESRCH;
+  return Math.min(ctx.memory.writeU32(param, 0), 0);
+};
+
+/** Whether (policy, priority) passes __sched_setscheduler's validation (before any permission check). */
+function validPolicy(policy: number, priority: number): boolean {
+  switch (policy) {
+    case SCHED_OTHER:
+    case SCHED_BATCH:
+    case SCHED_IDLE:
+      return priority === 0;
+    case SCHED_FIFO:
+    case SCHED_RR:
+      return priority >= 1 && priority <= MAX_USER_RT_PRIO;
+    default:
+      // SCHED_DEADLINE needs sched_setattr; SCHED_EXT needs a BPF scheduler this kernel does not have.
+      return false;
+  }
+}
+
+/**
+ * Linux do_sched_setscheduler for our task, which stays SCHED_OTHER: asking for what it already has
+ * succeeds; a valid change is one we do not make, hence -EPERM (what an unprivileged task gets for
+ * real-time policies with RLIMIT_RTPRIO 0).
+ */
+function setScheduler(ctx: SyscallContext, pid: number, policy: number, paramAddress: number): number {
+  if (paramAddress === 0 || pid < 0) return -EINVAL;
+  const priority = ctx.memory.readU32(paramAddress);
+  if (priority < 0) return priority;
+  if (!isOwnTask(ctx, pid)) return -ESRCH;
+  const base = policy & ~SCHED_RESET_ON_FORK;
+  if (!validPolicy(base, priority | 0)) return -EINVAL;
+  return base === SCHED_OTHER && policy === base ? 0 : -EPERM;
+}
+
+export const schedSetscheduler: SyscallHandler = (args, ctx) => {
+  const policy = args.int(1);
+  if (policy < 0) return -EINVAL;
+  return setScheduler(ctx, args.int(0), policy, args.ptr(2));
+};
+
+/** sched_setparam keeps the current policy (SCHED_OTHER). */
+export const schedSetparam: SyscallHandler = (args, ctx) =>
+  setScheduler(ctx, args.int(0), SCHED_OTHER, args.ptr(1));
+
+export const schedGetPriorityMax: SyscallHandler = (args) => {
+  switch (args.int(0)) {
+    case SCHED_FIFO:
+    case SCHED_RR:
+      return MAX_USER_RT_PRIO;
+    case SCHED_OTHER:
+    case SCHED_BATCH:
+    case SCHED_IDLE:
+    case SCHED_DEADLINE:
+    case SCHED_EXT:
+      return 0;
+    default:
+      return -EINVAL;
+  }
+};
+
+export const schedGetPriorityMin: SyscallHandler = (args) => {
+  switch (args.int(0)) {
+    case SCHED_FIFO:
+    case SCHED_RR:
+      return 1;
+    case SCHED_OTHER:
+    case SCHED_BATCH:
+    case SCHED_IDLE:
+    case SCHED_DEADLINE:
+    case SCHED_EXT:
+      return 0;
+    default:
+      return -EINVAL;
+  }
+};
+
+/**
+ * The host `who` for a guest (which, who), or -errno: our own task, group and user are the host's (asking
+ * about them answers with the host's values); anyone else is a process we do not have.
+ */
+function priorityTarget(ctx: SyscallContext, which: number, who: number): number {
+  const p = ctx.process;
+  switch (which) {
+    case PRIO_PROCESS:
+      return isOwnTask(ctx, who) ? 0 : -ESRCH;
+    case PRIO_PGRP:
+      return who === 0 || who === p.pgid ? 0 : -ESRCH;
+    case PRIO_USER:
+      return who === 0 || who === p.uid ? 0 : -ESRCH;
+    default:
+      return -EINVAL;
+  }
+}
+
+/** The raw syscall's answer: 20 - nice (1..40), as Linux returns it (the libc wrapper converts). */
+export const getpriority: SyscallHandler = (args, ctx) => {
+  const which = args.int(0);
+  const target = priorityTarget(ctx, which, args.int(1));
+  if (target < 0) return target;
+  // A guest-visible pgid of our own (after setpgid/setsid) is not the host's group: answer for ourselves.
+  const hostWhich = which === PRIO_PGRP && ctx.process.pgid === ctx.process.pid ? PRIO_PROCESS : which;
+  return ctx.host.sym.host_getpriority(hostWhich, 0);
+};
+
+/** Only our own task's nice value changes (on the host thread that runs the guest); groups and users would reach host processes. */
+export const setpriority: SyscallHandler = (args, ctx) => {
+  const which = args.int(0);
+  const target = priorityTarget(ctx, which, args.int(1));
+  if (target < 0) return target;
+  if (which !== PRIO_PROCESS) return -EPERM;
+  return ctx.host.sym.host_setpriority(PRIO_PROCESS, 0, args.int(2));
+};
+
+/** I/O priority of our own task (or group/user, which the host answers for): the host thread's. */
+export const ioprioGet: SyscallHandler = (args, ctx) => {
+  const which = args.int(0);
+  const who = args.int(1);
+  const p = ctx.process;
+  switch (which) {
+    case IOPRIO_WHO_PROCESS:
+      if (!isOwnTask(ctx, who)) return -ESRCH;
+      break;
+    case IOPRIO_WHO_PGRP:
+      if (who !== 0 && who !== p.pgid) return -ESRCH;
+      break;
+    case IOPRIO_WHO_USER:
+      if (who !== 0 && who !== p.uid) return -ESRCH;
+      break;
+    default:
+      return -EINVAL;
+  }
+  const hostWhich = which === IOPRIO_WHO_PGRP && p.pgid === p.pid ? IOPRIO_WHO_PROCESS : which;
+  return ctx.host.sym.host_ioprio_get(hostWhich, 0);
+};
+
+/** The CPU and NUMA node the host thread running the guest is on. */
+export const getcpu: SyscallHandler = (args, ctx) => {
+  const out = ctx.host.scratchAddress + SCRATCH_GENERAL;
+  const r = ctx.host.sym.host_getcpu(out);
+  if (r < 0) return r;
+  const view = ctx.host.scratchView;
+  const cpuAddress = args.ptr(0);
+  const nodeAddress = args.ptr(1);
+  if (cpuAddress !== 0) {
+    const w = ctx.memory.writeU32(cpuAddress, view.getUint32(SCRATCH_GENERAL, true));
+    if (w < 0) return w;
+  }
+  if (nodeAddress !== 0) {
+    const w = ctx.memory.writeU32(nodeAddress, view.getUint32(SCRATCH_GENERAL + 4, true));
+    if (w < 0) return w;
+  }
+  return 0;
+};

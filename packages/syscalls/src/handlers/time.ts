@@ -1,0 +1,85 @@
+/** Clocks and sleeps: timespec/timeval are the same on both 64-bit arches, so the host writes guest memory. */
+
+import { NSEC_PER_SEC, TIMER_ABSTIME } from "../abi/clock.ts";
+import { EFAULT, EINVAL } from "../abi/errno.ts";
+import { TIMESPEC, TIMEVAL, TMS } from "../abi/structs.ts";
+import type { SyscallContext, SyscallHandler } from "../context.ts";
+import { SCRATCH_GENERAL } from "../host/host.ts";
+
+// Output structs: when the guest's pointer is bad the call runs on scratch first, so argument errors
+// (EINVAL for a bad clock) win over EFAULT as they do in Linux.
+
+export const clockGettime: SyscallHandler = (args, ctx) => {
+  const clock = args.int(0);
+  const out = ctx.memory.hostPointer(args.ptr(1), TIMESPEC.size, true);
+  if (out >= 0) return ctx.host.sym.host_clock_gettime(clock, out);
+  const r = ctx.host.sym.host_clock_gettime(clock, ctx.host.scratchAddress + SCRATCH_GENERAL);
+  return r < 0 ? r : -EFAULT;
+};
+
+export const clockGetres: SyscallHandler = (args, ctx) => {
+  const clock = args.int(0);
+  const address = args.ptr(1);
+  // A NULL res only validates the clock.
+  const out = address === 0 ? -EFAULT : ctx.memory.hostPointer(address, TIMESPEC.size, true);
+  if (out >= 0) return ctx.host.sym.host_clock_getres(clock, out);
+  const r = ctx.host.sym.host_clock_getres(clock, ctx.host.scratchAddress + SCRATCH_GENERAL);
+  return r < 0 || address === 0 ? r : -EFAULT;
+};
+
+export const gettimeofday: SyscallHandler = (args, ctx) => {
+  const tv = args.ptr(0);
+  const tz = args.ptr(1);
+  if (tv !== 0) {
+    const out = ctx.memory.hostPointer(tv, TIMEVAL.size, true);
+    if (out < 0) return out;
+    const r = ctx.host.sym.host_gettimeofday(out);
+    if (r < 0) return r;
+  }
+  if (tz !== 0) {
+    // struct timezone { tz_minuteswest, tz_dsttime }: Linux reports sys_tz, zero unless settimeofday set it.
+    if (!ctx.memory.check(tz, 8, true)) return -EFAULT;
+    ctx.memory.writeU32(tz, 0);
+    ctx.memory.writeU32(tz + 4, 0);
+  }
+  return 0;
+};
+
+/** Reads and validates a guest timespec; returns its host pointer or -errno. */
+function requestTimespec(ctx: SyscallContext, address: number): number {
+  const memory = ctx.memory;
+  if (!memory.check(address, TIMESPEC.size, false)) return -EFAULT;
+  const sec = memory.readI64(address + TIMESPEC.sec);
+  const nsec = memory.readI64(address + TIMESPEC.nsec);
+  if (sec < 0 || nsec < 0 || nsec >= NSEC_PER_SEC) return -EINVAL;
+  return memory.hostAddress + address;
+}
+
+/** rem: written only when the sleep is interrupted; an unusable pointer is dropped (EFAULT then, on Linux). */
+function remainingPointer(ctx: SyscallContext, address: number): number {
+  if (address === 0) return 0;
+  const out = ctx.memory.hostPointer(address, TIMESPEC.size, true);
+  return Math.max(out, 0);
+}
+
+export const nanosleep: SyscallHandler = (args, ctx) => {
+  const request = requestTimespec(ctx, args.ptr(0));
+  if (request < 0) return request;
+  return ctx.host.sym.host_nanosleep(request, remainingPointer(ctx, args.ptr(1)));
+};
+
+export const clockNanosleep: SyscallHandler = (args, ctx) => {
+  const flags = args.int(1);
+  const request = requestTimespec(ctx, args.ptr(2));
+  if (request < 0) return request;
+  const remaining = flags & TIMER_ABSTIME ? 0 : remainingPointer(ctx, args.ptr(3));
+  return ctx.host.sym.host_clock_nanosleep(args.int(0), flags & TIMER_ABSTIME, request, remaining);
+};
+
+/** times(): the host's process times (struct tms is the same on LP64 arches) and its clock-tick count. */
+export const times: SyscallHandler = (args, ctx) => {
+  const address = args.ptr(0);
+  const out = address === 0 ? 0 : ctx.memory.hostPointer(address, TMS.size, true);
+  if (out < 0) return out;
+  return ctx.host.sym.host_times(out);
+};

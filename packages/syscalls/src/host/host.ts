@@ -1,0 +1,55 @@
+/**
+ * The host layer as the handlers use it: the shim's symbols plus its static scratch area, carved into
+ * fixed slots so no call allocates. Slots: a general area (host iovec arrays, structures on their way
+ * between layouts) and two path slots (for paths the handlers build or rewrite, e.g. /proc/self/fd/N).
+ */
+import { type Pointer, toArrayBuffer } from "bun:ffi";
+import { ENAMETOOLONG } from "../abi/errno.ts";
+import { type HostSymbols, loadHost } from "./ffi.ts";
+
+export const SCRATCH_GENERAL = 0;
+export const SCRATCH_GENERAL_SIZE = 0x10000;
+export const SCRATCH_PATH_A = 0x10000;
+export const SCRATCH_PATH_B = 0x18000;
+export const SCRATCH_PATH_SIZE = 0x8000;
+
+const encoder = new TextEncoder();
+
+export class Host {
+  readonly sym: HostSymbols;
+  /** Host address of the scratch area. */
+  readonly scratchAddress: number;
+  readonly scratch: Uint8Array;
+  readonly scratchView: DataView;
+
+  constructor(sym: HostSymbols = loadHost()) {
+    this.sym = sym;
+    this.scratchAddress = sym.host_scratch();
+    const size = sym.host_scratch_size();
+    this.scratch = new Uint8Array(toArrayBuffer(this.scratchAddress as Pointer, 0, size));
+    this.scratchView = new DataView(this.scratch.buffer, this.scratch.byteOffset, this.scratch.byteLength);
+  }
+
+  /** Writes `text` + NUL into a path slot and returns its host address (-ENAMETOOLONG past the slot). */
+  cString(text: string, slot: number = SCRATCH_PATH_A): number {
+    const { written } = encoder.encodeInto(text, this.scratch.subarray(slot, slot + SCRATCH_PATH_SIZE - 1));
+    if (written === undefined || written >= SCRATCH_PATH_SIZE - 1) return -ENAMETOOLONG;
+    this.scratch[slot + written] = 0;
+    return this.scratchAddress + slot;
+  }
+
+  /** The absolute path a host fd refers to, or null. */
+  fdPath(hostFd: number): string | null {
+    const at = SCRATCH_PATH_B;
+    const n = this.sym.host_fd_path(hostFd, this.scratchAddress + at, SCRATCH_PATH_SIZE);
+    if (n < 0) return null;
+    return new TextDecoder().decode(this.scratch.subarray(at, at + n));
+  }
+}
+
+let shared: Host | null = null;
+/** The process-wide host layer (one shim per process). */
+export function sharedHost(): Host {
+  shared ??= new Host();
+  return shared;
+}

@@ -1,0 +1,41 @@
+/** @guest/syscalls: the Linux arm64 syscall ABI layer (tables, host shim, fd/process state, handlers, dispatcher). */
+
+export * as clockAbi from "./abi/clock.ts";
+export * as errno from "./abi/errno.ts";
+export { ERRNO_MESSAGES, ERRNO_NAMES } from "./abi/errno.ts";
+export * as fcntlAbi from "./abi/fcntl.ts";
+export * as ioctlAbi from "./abi/ioctl.ts";
+export * as processAbi from "./abi/process.ts";
+export * as resourceAbi from "./abi/resource.ts";
+export * as signalAbi from "./abi/signal.ts";
+export { SIGNAL_NAMES } from "./abi/signal.ts";
+export * as structs from "./abi/structs.ts";
+export { NR, NR_SYSCALLS, SYSCALL_NAMES, type SyscallName } from "./abi/syscalls.ts";
+export * from "./context.ts";
+export { createDispatcher, type Dispatcher, type DispatcherOptions, syscallName } from "./dispatch.ts";
+export { BUILTIN_HANDLERS } from "./handlers/index.ts";
+export { UNAME } from "./handlers/process.ts";
+export { hostErrnoToLinux } from "./host/ffi.ts";
+export { createFlagTranslator, type FlagTranslator } from "./host/flags.ts";
+export { Host, sharedHost } from "./host/host.ts";
+export { GuestMemory, type GuestMemorySource } from "./memory.ts";
+export * from "./mm/abi.ts";
+export {
+  AddressSpace,
+  type AddressSpaceBackend,
+  type AddressSpaceLayout,
+  type MappableFile,
+  type MapRequest,
+} from "./mm/address-space.ts";
+export { registerMemoryHandlers, resolveMappableFile } from "./mm/handlers.ts";
+export {
+  type FdEntry,
+  FdTable,
+  type ProcessOptions,
+  ProcessState,
+  SignalActions,
+  ThreadState,
+} from "./process.ts";
+export { createGuestRuntime, type GuestRuntime, type GuestRuntimeOptions } from "./runtime.ts";
+export { formatCall, formatResult, quoteBytes } from "./trace/format.ts";
+export { SYSCALL_FORMATS, type SyscallFormatSpec } from "./trace/formats.ts";

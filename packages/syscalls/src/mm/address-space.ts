@@ -1,0 +1,578 @@
+/**
+ * The guest's address space: region tracker + page tables + guest physical memory, moved together by the
+ * memory syscalls (memory-semantics.md). Identity model: guest virtual == guest physical == slab offset.
+ *
+ * Invariants:
+ * - Every page of the slab outside a mapping reads as zero (munmap, brk shrink and MADV_DONTNEED discard the
+ *   host pages), so a new anonymous mapping needs no zeroing and costs nothing until touched.
+ * - The page tables change first and the tracker second (an ENOMEM from the table allocator leaves the
+ *   tracker on the old state, so a retry really retries).
+ * - TLB invalidations are batched: one backend request per syscall, sent by `commit()`.
+ */
+import type { GuestPhysicalMemory, TlbInvalidation } from "@guest/hvf-bindings";
+import { PageTable } from "@guest/pagetable";
+import { type Region, RegionTracker } from "@guest/region-tracker";
+import {
+  EACCES,
+  EBADF,
+  EEXIST,
+  EFAULT,
+  EINVAL,
+  ENODEV,
+  ENOMEM,
+  EOPNOTSUPP,
+  EPERM,
+  MADV,
+  MAP_ANONYMOUS,
+  MAP_FIXED,
+  MAP_FIXED_NOREPLACE,
+  MAP_GROWSDOWN,
+  MAP_LOCKED,
+  MAP_NORESERVE,
+  MAP_PRIVATE,
+  MAP_SHARED,
+  MAP_SHARED_VALIDATE,
+  MAP_TYPE,
+  MAP_VALIDATE_KNOWN,
+  MREMAP_DONTUNMAP,
+  MREMAP_FIXED,
+  MREMAP_MAYMOVE,
+  PAGE_MASK,
+  PAGE_SIZE,
+  PROT_ACCESS,
+  PROT_EXEC,
+  PROT_KNOWN,
+  PROT_READ,
+  PROT_WRITE,
+} from "./abi.ts";
+
+/** What the address space needs from the backend. */
+export interface AddressSpaceBackend {
+  readonly memory: Pick<
+    GuestPhysicalMemory,
+    "size" | "bytes" | "discard" | "mapSharedFile" | "unmapSharedFile"
+  >;
+  setTranslationRoot(rootAddress: number): void;
+  invalidateTlb(requests: readonly TlbInvalidation[]): void;
+  invalidateCode(address: number, length: number): void;
+}
+
+/** A file a guest asks to mmap, as the fd table resolves it. */
+export interface MappableFile {
+  readable: boolean;
+  writable: boolean;
+  /** false for pipes, sockets, directories…: mmap says ENODEV. */
+  mappable: boolean;
+  dev: number;
+  inode: number;
+  path: string;
+  /** Host fd of the open file (for shared mappings backed by the host's page cache). */
+  hostFd: number;
+  /** File size in bytes (a shared mapping is backed by the file only up to its end). */
+  size: number;
+  /** Copy file bytes [offset, offset+length) to guest memory at `address`; returns bytes copied or -errno. */
+  readInto(address: number, length: number, offset: number): number;
+}
+
+export interface AddressSpaceLayout {
+  /** Lowest address mmap may place a mapping at without a hint (Linux: mmap_min_addr, 64 KiB). */
+  mmapMin: number;
+  /** Top of the top-down mmap area (below the stack and its growth room). */
+  mmapBase: number;
+  /** Runtime-private window [reservedStart, memory.size): page-table pool etc. Never a guest region. */
+  reservedStart: number;
+}
+
+export interface MapRequest {
+  start: number;
+  length: number;
+  prot: number;
+  shared?: boolean;
+  file?: { dev: number; inode: number; path: string; offset: number };
+  name?: string;
+  growsDown?: boolean;
+  noreserve?: boolean;
+  locked?: boolean;
+}
+
+/** Not built yet, and said so (-ENOSYS shows under --trace): duplicating a shared mapping (old_size 0). */
+const ENOSYS_MREMAP_DUP = 38;
+/** Not built yet: moving a shared file mapping (its host overlay would have to move with it). */
+const ENOSYS_MREMAP_SHARED_FILE = 38;
+
+const pageUp = (n: number): number => Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
+const isAligned = (n: number): boolean => n % PAGE_SIZE === 0;
+
+export class AddressSpace {
+  readonly tables: PageTable;
+  readonly regions: RegionTracker;
+  /** brk bounds: [brkStart, brkEnd) is the heap's current extent (brkEnd unaligned as the guest set it). */
+  brkStart = 0;
+  brkEnd = 0;
+  /** RLIMIT_DATA-style cap on the heap, in bytes. */
+  brkLimit = Number.POSITIVE_INFINITY;
+  private nextMappingId = 1;
+  private readonly pendingCode: Array<[number, number]> = [];
+  /** Files mapped MAP_SHARED through a writable fd, by "dev:inode" (mprotect may then grant PROT_WRITE). */
+  private readonly writableSharedFiles = new Set<string>();
+  /** Private file mappings keep a way to read their file (mremap growth reads the next bytes). */
+  private readonly fileReaders = new Map<
+    number,
+    (address: number, length: number, offset: number) => number
+  >();
+
+  constructor(
+    private readonly backend: AddressSpaceBackend,
+    readonly layout: AddressSpaceLayout,
+  ) {
+    const poolSize = backend.memory.size - layout.reservedStart;
+    this.tables = new PageTable({ memory: backend.memory.bytes, poolBase: layout.reservedStart, poolSize });
+    this.regions = new RegionTracker();
+    backend.setTranslationRoot(this.tables.rootAddress);
+  }
+
+  get size(): number {
+    return this.layout.reservedStart;
+  }
+
+  /** Send the batched TLB / code-cache invalidations of the syscall that just ran. */
+  commit(): void {
+    const invalidations = this.tables.takeInvalidations();
+    if (invalidations.length > 0) this.backend.invalidateTlb(invalidations);
+    for (const [address, length] of this.pendingCode) this.backend.invalidateCode(address, length);
+    this.pendingCode.length = 0;
+  }
+
+  /**
+   * Give back the memory of [start, end) on its way out of the address space: shared file mappings get private
+   * zero-filled memory put back over the host file mapping, everything else is discarded (reads as zero).
+   */
+  private release(start: number, end: number): void {
+    this.releaseRegions([...this.regions.overlapping(start, end)], start, end);
+  }
+
+  /** release() for regions already removed from the tracker. */
+  private releaseRegions(regions: readonly Region[], start: number, end: number): void {
+    const memory = this.backend.memory;
+    let cursor = start;
+    for (const region of regions) {
+      if (!(region.flags.shared && !region.flags.anonymous) || !memory.unmapSharedFile) continue;
+      const from = Math.max(region.start, start);
+      const to = Math.min(region.end, end);
+      if (from > cursor) memory.discard(cursor, from - cursor);
+      memory.unmapSharedFile(from, to - from);
+      cursor = to;
+    }
+    if (cursor < end) memory.discard(cursor, end - cursor);
+  }
+
+  /** True when [start, start+length) is inside the guest's usable address range. */
+  private inRange(start: number, length: number): boolean {
+    return start >= 0 && length >= 0 && start + length <= this.layout.reservedStart;
+  }
+
+  private newRegion(request: MapRequest): Region {
+    return {
+      start: request.start,
+      end: request.start + request.length,
+      prot: request.prot & PROT_ACCESS,
+      flags: {
+        shared: request.shared ?? false,
+        anonymous: request.file === undefined,
+        noreserve: request.noreserve ?? false,
+        growsDown: request.growsDown ?? false,
+        locked: request.locked ?? false,
+      },
+      file: request.file,
+      name: request.name,
+      mappingId: this.nextMappingId++,
+      mayHoldGuards: false,
+    };
+  }
+
+  /**
+   * Map [start, start+length) (page aligned), replacing whatever was there (MAP_FIXED semantics).
+   * Used by the loader for segments and the stack, and by mmap. Contents: zero (old pages discarded).
+   */
+  mapFixed(request: MapRequest): number {
+    const { start, length } = request;
+    if (!isAligned(start) || !isAligned(length) || length === 0 || !this.inRange(start, length))
+      return -EINVAL;
+    const replacing = this.regions.overlapping(start, start + length).next().done === false;
+    const tableResult = this.tables.map(start, length, request.prot & PROT_ACCESS);
+    if (tableResult < 0) return tableResult;
+    if (replacing) {
+      this.release(start, start + length);
+      const removed = this.regions.remove(start, start + length);
+      if (removed < 0) {
+        this.tables.unmap(start, length);
+        return removed;
+      }
+    }
+    const inserted = this.regions.insert(this.newRegion(request));
+    if (inserted < 0) {
+      this.tables.unmap(start, length);
+      return inserted;
+    }
+    if (request.prot & PROT_EXEC) this.pendingCode.push([start, length]);
+    return 0;
+  }
+
+  /** A free range of `length` bytes: the hint if it is free, otherwise top-down below mmapBase. */
+  private findFree(length: number, hint: number): number {
+    if (hint !== 0) {
+      const start = Math.floor(hint / PAGE_SIZE) * PAGE_SIZE;
+      if (
+        start >= this.layout.mmapMin &&
+        this.inRange(start, length) &&
+        this.regions.overlapping(start, start + length).next().done
+      ) {
+        return start;
+      }
+    }
+    const gap = this.regions.findFreeGap({
+      length,
+      topDown: true,
+      low: this.layout.mmapMin,
+      high: this.layout.mmapBase,
+      alignment: PAGE_SIZE,
+    });
+    return gap ?? -ENOMEM;
+  }
+
+  /** mmap(2). `resolveFile` maps a guest fd to a file (or -EBADF); offset is in bytes. */
+  mmap(
+    address: number,
+    length: number,
+    prot: number,
+    flags: number,
+    fd: number,
+    offset: number,
+    resolveFile: (fd: number) => MappableFile | number,
+  ): number {
+    if (offset % PAGE_SIZE !== 0 || offset < 0) return -EINVAL;
+    if (length === 0) return -EINVAL;
+    const type = flags & MAP_TYPE;
+    if (type === MAP_SHARED_VALIDATE) {
+      if (flags & ~MAP_VALIDATE_KNOWN) return -EOPNOTSUPP;
+    } else if (type !== MAP_SHARED && type !== MAP_PRIVATE) {
+      return -EINVAL;
+    }
+    if (prot & ~PROT_KNOWN) return -EINVAL;
+    const size = pageUp(length);
+    if (!Number.isFinite(size) || size > this.layout.reservedStart) return -ENOMEM;
+    const shared = type !== MAP_PRIVATE;
+    const anonymous = (flags & MAP_ANONYMOUS) !== 0;
+    let file: MappableFile | undefined;
+    if (!anonymous) {
+      const resolved = resolveFile(fd);
+      if (typeof resolved === "number") return resolved < 0 ? resolved : -EBADF;
+      if (!resolved.mappable) return -ENODEV;
+      if (!resolved.readable) return -EACCES;
+      if (shared && prot & PROT_WRITE && !resolved.writable) return -EACCES;
+      file = resolved;
+    }
+    const overlay = shared && !anonymous && this.backend.memory.mapSharedFile !== undefined;
+    if (shared && !anonymous && !overlay && prot & PROT_WRITE) {
+      // Without a host overlay stores could not reach the file: refuse rather than silently drop them.
+      return -ENODEV;
+    }
+    let start: number;
+    if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) {
+      if (address % PAGE_SIZE !== 0) return -EINVAL;
+      if (address < this.layout.mmapMin) return -EPERM; // below vm.mmap_min_addr
+      if (!this.inRange(address, size)) return -ENOMEM;
+      if (
+        flags & MAP_FIXED_NOREPLACE &&
+        !(flags & MAP_FIXED) &&
+        !this.regions.overlapping(address, address + size).next().done
+      ) {
+        return -EEXIST;
+      }
+      start = address;
+    } else {
+      start = this.findFree(size, address);
+      if (start < 0) return start;
+    }
+    const result = this.mapFixed({
+      start,
+      length: size,
+      prot,
+      shared,
+      file: file ? { dev: file.dev, inode: file.inode, path: file.path, offset } : undefined,
+      name: file?.path,
+      growsDown: (flags & MAP_GROWSDOWN) !== 0,
+      noreserve: (flags & MAP_NORESERVE) !== 0,
+      locked: (flags & MAP_LOCKED) !== 0,
+    });
+    if (result < 0) return result;
+    if (file && overlay) {
+      // Backed by the host file up to its last page; pages past the end stay zero-filled memory.
+      const backed = Math.min(size, Math.max(0, pageUp(file.size - offset)));
+      if (backed > 0) {
+        const mapped = this.backend.memory.mapSharedFile!(start, backed, file.hostFd, offset, file.writable);
+        if (mapped < 0) {
+          this.munmap(start, size);
+          return mapped;
+        }
+      }
+      if (file.writable) this.writableSharedFiles.add(`${file.dev}:${file.inode}`);
+    } else if (file) {
+      const copied = file.readInto(start, size, offset);
+      if (copied < 0) {
+        this.munmap(start, size);
+        return copied;
+      }
+      const region = this.regions.find(start);
+      if (region)
+        this.fileReaders.set(region.mappingId, (address, length, at) => file.readInto(address, length, at));
+    }
+    return start;
+  }
+
+  /** munmap(2). */
+  munmap(address: number, length: number): number {
+    if (address % PAGE_SIZE !== 0 || length === 0) return -EINVAL;
+    const size = pageUp(length);
+    if (!this.inRange(address, size)) return -EINVAL;
+    if (this.regions.overlapping(address, address + size).next().done) return 0;
+    // Splitting a region can exceed the region limit: check (via remove) before giving any memory back.
+    const overlays = [...this.regions.overlapping(address, address + size)];
+    const removed = this.regions.remove(address, address + size);
+    if (removed < 0) return removed;
+    this.tables.unmap(address, size);
+    this.releaseRegions(overlays, address, address + size);
+    return 0;
+  }
+
+  /** mprotect(2) with the same-prot fast path (memory-semantics.md §2). */
+  mprotect(address: number, length: number, prot: number): number {
+    if (address % PAGE_SIZE !== 0) return -EINVAL;
+    if (prot & ~PROT_KNOWN) return -EINVAL;
+    if (length === 0) return 0;
+    const size = pageUp(length);
+    if (!this.inRange(address, size)) return -ENOMEM;
+    const end = address + size;
+    const access = prot & PROT_ACCESS;
+    // Fast path first, before any mutation: every region already has exactly this prot and none is lazy.
+    if (this.regions.everyHasProt(address, end, access) && !this.regions.anyLazy(address, end)) return 0;
+    if (!this.regions.isFullyMapped(address, end)) return -ENOMEM;
+    for (const region of this.regions.overlapping(address, end)) {
+      const file = region.file;
+      if (
+        region.flags.shared &&
+        file &&
+        access & PROT_WRITE &&
+        !this.writableSharedFiles.has(`${file.dev}:${file.inode}`)
+      ) {
+        return -EACCES;
+      }
+    }
+    const tableResult = this.tables.protect(address, size, access);
+    if (tableResult < 0) return tableResult;
+    const updated = this.regions.update(address, end, { prot: access });
+    if (updated < 0) {
+      // Put the tables back in line with the (unchanged) tracker.
+      for (const region of this.regions.overlapping(address, end)) {
+        const from = Math.max(region.start, address);
+        const to = Math.min(region.end, end);
+        this.tables.protect(from, to - from, region.prot);
+      }
+      return updated;
+    }
+    if (access & PROT_EXEC) this.pendingCode.push([address, size]);
+    return 0;
+  }
+
+  /**
+   * mremap(2): shrink in place, grow in place when the pages above are free, otherwise move (MREMAP_MAYMOVE)
+   * — contents move with the pages; MREMAP_FIXED puts the result at `newAddress`; MREMAP_DONTUNMAP leaves the
+   * old range mapped (private anonymous only) and zero-filled.
+   */
+  mremap(
+    oldAddress: number,
+    oldLength: number,
+    newLength: number,
+    flags: number,
+    newAddress: number,
+  ): number {
+    if (oldAddress % PAGE_SIZE !== 0) return -EINVAL;
+    if (flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP)) return -EINVAL;
+    if (flags & (MREMAP_FIXED | MREMAP_DONTUNMAP) && !(flags & MREMAP_MAYMOVE)) return -EINVAL;
+    const oldSize = pageUp(oldLength);
+    const newSize = pageUp(newLength);
+    if (newSize === 0) return -EINVAL;
+    if (flags & MREMAP_DONTUNMAP && oldSize !== newSize) return -EINVAL;
+    if (flags & MREMAP_FIXED) {
+      if (newAddress % PAGE_SIZE !== 0) return -EINVAL;
+      if (!this.inRange(newAddress, newSize) || newAddress < this.layout.mmapMin) return -EINVAL;
+      if (newAddress < oldAddress + oldSize && oldAddress < newAddress + newSize) return -EINVAL;
+    }
+    const region = this.regions.find(oldAddress);
+    if (!region || region.start > oldAddress) return -EFAULT;
+    // oldLength 0 duplicates a shared mapping in Linux; for private mappings it is EINVAL.
+    if (oldSize === 0) return region.flags.shared ? -ENOSYS_MREMAP_DUP : -EINVAL;
+    if (oldAddress + oldSize > region.end) return -EFAULT;
+    if (flags & MREMAP_DONTUNMAP && (region.flags.shared || !region.flags.anonymous)) return -EINVAL;
+    const attributes = (start: number, length: number, fileOffset: number): MapRequest => ({
+      start,
+      length,
+      prot: region.prot,
+      shared: region.flags.shared,
+      file: region.file ? { ...region.file, offset: fileOffset } : undefined,
+      name: region.name,
+      growsDown: region.flags.growsDown,
+      noreserve: region.flags.noreserve,
+      locked: region.flags.locked,
+    });
+    const fileOffsetAt = (address: number): number =>
+      region.file ? region.file.offset + (address - region.start) : 0;
+
+    if (!(flags & MREMAP_FIXED) && !(flags & MREMAP_DONTUNMAP)) {
+      if (newSize <= oldSize) {
+        if (newSize < oldSize) {
+          const result = this.munmap(oldAddress + newSize, oldSize - newSize);
+          if (result < 0) return result;
+        }
+        return oldAddress;
+      }
+      const tail = oldAddress + oldSize;
+      const growth = newSize - oldSize;
+      if (
+        tail === region.end &&
+        this.inRange(tail, growth) &&
+        this.regions.overlapping(tail, tail + growth).next().done
+      ) {
+        const result = this.mapFixed(attributes(tail, growth, fileOffsetAt(tail)));
+        if (result < 0) return result;
+        if (region.file && !region.flags.shared) this.fillFromFile(region, tail, growth);
+        return oldAddress;
+      }
+      if (!(flags & MREMAP_MAYMOVE)) return -ENOMEM;
+    }
+    if (region.flags.shared && region.file) return -ENOSYS_MREMAP_SHARED_FILE;
+    let destination: number;
+    if (flags & MREMAP_FIXED) {
+      destination = newAddress;
+    } else {
+      destination = this.findFree(newSize, 0);
+      if (destination < 0) return destination;
+    }
+    const result = this.mapFixed(attributes(destination, newSize, fileOffsetAt(oldAddress)));
+    if (result < 0) return result;
+    const bytes = this.backend.memory.bytes;
+    bytes.copyWithin(destination, oldAddress, oldAddress + Math.min(oldSize, newSize));
+    if (newSize > oldSize && region.file && !region.flags.shared) {
+      this.fillFromFile(region, destination + oldSize, newSize - oldSize, fileOffsetAt(oldAddress) + oldSize);
+    }
+    if (flags & MREMAP_DONTUNMAP) {
+      this.backend.memory.discard(oldAddress, oldSize);
+    } else {
+      const unmapped = this.munmap(oldAddress, oldSize);
+      if (unmapped < 0) {
+        this.munmap(destination, newSize);
+        return unmapped;
+      }
+    }
+    return destination;
+  }
+
+  /** Private file mappings that grow read the file's next bytes (the fresh pages start zero-filled). */
+  private fillFromFile(region: Region, address: number, length: number, offset?: number): void {
+    const reader = region.file ? this.fileReaders.get(region.mappingId) : undefined;
+    if (!reader || !region.file) return;
+    reader(address, length, offset ?? region.file.offset + (address - region.start));
+  }
+
+  /** Set up the heap right after the loaded image. */
+  initBrk(imageEnd: number): void {
+    this.brkStart = pageUp(imageEnd);
+    this.brkEnd = this.brkStart;
+  }
+
+  /** brk(2): returns the new break, or the old one when the request is refused. */
+  brk(requested: number): number {
+    if (requested < this.brkStart) return this.brkEnd;
+    if (requested - this.brkStart > this.brkLimit) return this.brkEnd;
+    const oldTop = pageUp(this.brkEnd);
+    const newTop = pageUp(requested);
+    if (newTop > oldTop) {
+      if (!this.inRange(oldTop, newTop - oldTop)) return this.brkEnd;
+      // Refuse to grow into another mapping (Linux leaves a guard gap below the next mapping, too).
+      if (!this.regions.overlapping(oldTop, newTop + PAGE_SIZE).next().done) return this.brkEnd;
+      const result = this.mapFixed({
+        start: oldTop,
+        length: newTop - oldTop,
+        prot: PROT_READ | PROT_WRITE,
+        name: "[heap]",
+      });
+      if (result < 0) return this.brkEnd;
+    } else if (newTop < oldTop) {
+      const result = this.munmap(newTop, oldTop - newTop);
+      if (result < 0) return this.brkEnd;
+    }
+    this.brkEnd = requested;
+    return this.brkEnd;
+  }
+
+  /** madvise(2): the advice every program uses; guard regions and the rest arrive with the memory issue. */
+  madvise(address: number, length: number, advice: number): number {
+    if (address % PAGE_SIZE !== 0) return -EINVAL;
+    const size = pageUp(length);
+    if (!this.inRange(address, size)) return -EINVAL;
+    const known = Object.values(MADV) as number[];
+    if (!known.includes(advice)) return -EINVAL;
+    if (size === 0) return 0;
+    const end = address + size;
+    const mapped = this.regions.isFullyMapped(address, end);
+    switch (advice) {
+      case MADV.DONTNEED:
+      case MADV.DONTNEED_LOCKED:
+      case MADV.FREE: {
+        for (const region of this.regions.overlapping(address, end)) {
+          if (advice === MADV.FREE && (region.flags.shared || !region.flags.anonymous)) return -EINVAL;
+          if (advice === MADV.DONTNEED && region.flags.locked) return -EINVAL;
+        }
+        for (const region of this.regions.overlapping(address, end)) {
+          const from = Math.max(region.start, address);
+          const to = Math.min(region.end, end);
+          if (region.flags.shared) continue; // shared pages keep their contents (they live in the object)
+          this.backend.memory.discard(from, to - from);
+        }
+        break;
+      }
+      case MADV.GUARD_INSTALL:
+      case MADV.GUARD_REMOVE:
+        return -EINVAL; // not yet: the memory-management issue adds guard regions
+      default:
+        break; // hints with no observable effect here
+    }
+    return mapped ? 0 : -ENOMEM;
+  }
+
+  /**
+   * Can the runtime read (or write) guest memory [address, address+length) on the guest's behalf? False for
+   * anything unmapped, without the permission, or a guard page: the syscall then fails with EFAULT.
+   */
+  isAccessible(address: number, length: number, write: boolean): boolean {
+    if (length === 0) return true;
+    if (!(address >= 0 && length > 0 && address + length <= this.layout.reservedStart)) return false;
+    const end = address + length;
+    let cursor = address;
+    const need = write ? PROT_WRITE : PROT_READ;
+    for (const region of this.regions.overlapping(address, end)) {
+      if (region.start > cursor) return false;
+      // PROT_EXEC implies readable: no EPAN execute-only pages on the CPU we offer.
+      const allowed = region.prot & PROT_EXEC ? region.prot | PROT_READ : region.prot;
+      if (!(allowed & need)) return false;
+      if (region.mayHoldGuards) {
+        const from = Math.max(region.start, cursor) & ~PAGE_MASK;
+        const to = Math.min(region.end, end);
+        for (let page = from; page < to; page += PAGE_SIZE) if (this.tables.isGuard(page)) return false;
+      }
+      cursor = region.end;
+      if (cursor >= end) return true;
+    }
+    return cursor >= end;
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * The memory syscalls as dispatcher handlers over an AddressSpace: brk, mmap, munmap, mprotect, madvise.
+ * File mappings resolve the guest fd through the fd table and copy the file's bytes in with host pread
+ * straight into guest memory.
+ */
+import { AT_EMPTY_PATH, F_GETFL, O_ACCMODE, O_RDONLY, O_RDWR, O_WRONLY } from "../abi/fcntl.ts";
+import { STATX, STATX_BASIC_STATS } from "../abi/structs.ts";
+import { NR } from "../abi/syscalls.ts";
+import type { SyscallContext, SyscallHandler } from "../context.ts";
+import type { Dispatcher } from "../dispatch.ts";
+import { SCRATCH_GENERAL } from "../host/host.ts";
+import { EBADF, EFAULT } from "./abi.ts";
+import type { AddressSpace, MappableFile } from "./address-space.ts";
+
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const S_IFCHR = 0o020000;
+const S_IFBLK = 0o060000;
+
+/** Linux's userspace dev_t encoding (glibc makedev) as a number (fits: major < 2^12 here). */
+function encodeDev(major: number, minor: number): number {
+  return (minor & 0xff) | ((major & 0xfff) << 8) | ((minor & ~0xff) << 12);
+}
+
+/** The file behind a guest fd, for mmap. */
+export function resolveMappableFile(
+  ctx: SyscallContext,
+  guestFd: number,
+  guestBase: number,
+): MappableFile | number {
+  const entry = ctx.process.fds.get(guestFd);
+  if (entry === undefined) return -EBADF;
+  const host = ctx.host;
+  const hostFd = entry.hostFd;
+  const accessMode = host.sym.host_fcntl(hostFd, F_GETFL, 0);
+  if (accessMode < 0) return accessMode;
+  const statx = host.sym.host_statx(
+    hostFd,
+    host.cString(""),
+    AT_EMPTY_PATH,
+    STATX_BASIC_STATS,
+    host.scratchAddress + SCRATCH_GENERAL,
+  );
+  if (statx < 0) return statx;
+  const view = host.scratchView;
+  const mode = view.getUint16(SCRATCH_GENERAL + STATX.mode, true);
+  const type = mode & S_IFMT;
+  const mode3 = accessMode & O_ACCMODE;
+  return {
+    readable: mode3 === O_RDONLY || mode3 === O_RDWR,
+    writable: mode3 === O_WRONLY || mode3 === O_RDWR,
+    mappable: type === S_IFREG || type === S_IFCHR || type === S_IFBLK,
+    dev: encodeDev(
+      view.getUint32(SCRATCH_GENERAL + STATX.devMajor, true),
+      view.getUint32(SCRATCH_GENERAL + STATX.devMinor, true),
+    ),
+    inode: Number(view.getBigUint64(SCRATCH_GENERAL + STATX.ino, true)),
+    path: entry.path,
+    hostFd,
+    size: Number(view.getBigUint64(SCRATCH_GENERAL + STATX.size_, true)),
+    readInto(address: number, length: number, offset: number): number {
+      // Bytes past end of file stay zero: the fresh mapping is zero-filled.
+      let done = 0;
+      while (done < length) {
+        const n = host.sym.host_pread(hostFd, guestBase + address + done, length - done, offset + done);
+        if (n < 0) return n;
+        if (n === 0) break;
+        done += n;
+      }
+      return done;
+    },
+  };
+}
+
+/** Install the memory syscalls on a dispatcher. */
+export function registerMemoryHandlers(dispatcher: Dispatcher, space: AddressSpace, guestBase: number): void {
+  const brk: SyscallHandler = (args) => space.brk(args.ulong(0));
+  const mmap: SyscallHandler = (args, ctx) =>
+    space.mmap(args.ulong(0), args.ulong(1), args.int(2), args.int(3), args.int(4), args.long(5), (fd) =>
+      resolveMappableFile(ctx, fd, guestBase),
+    );
+  const munmap: SyscallHandler = (args) => space.munmap(args.ulong(0), args.ulong(1));
+  const mprotect: SyscallHandler = (args) => space.mprotect(args.ulong(0), args.ulong(1), args.int(2));
+  const madvise: SyscallHandler = (args) => space.madvise(args.ulong(0), args.ulong(1), args.int(2));
+  const mremap: SyscallHandler = (args) =>
+    space.mremap(args.ulong(0), args.ulong(1), args.ulong(2), args.int(3), args.ulong(4));
+  dispatcher.registerHandler(NR.brk, "brk", brk);
+  dispatcher.registerHandler(NR.mmap, "mmap", mmap);
+  dispatcher.registerHandler(NR.munmap, "munmap", munmap);
+  dispatcher.registerHandler(NR.mprotect, "mprotect", mprotect);
+  dispatcher.registerHandler(NR.madvise, "madvise", madvise);
+  dispatcher.registerHandler(NR.mremap, "mremap", mremap);
+}
+
+export { EFAULT };

@@ -1,0 +1,89 @@
+/**
+ * The syscall layer of one guest process, composed: fd/process state, bounds-checked guest memory (its
+ * access checks answered by the address space), the dispatcher with the built-in handlers, and the
+ * memory syscalls over the address space.
+ */
+import type { GuestPhysicalMemory } from "@guest/hvf-bindings";
+import { AT_EMPTY_PATH, F_GETFL, F_SETFL, O_ACCMODE, O_CLOEXEC, O_NONBLOCK } from "./abi/fcntl.ts";
+import { STATX, STATX_BASIC_STATS } from "./abi/structs.ts";
+import type { SyscallResult } from "./context.ts";
+import { createDispatcher, type Dispatcher } from "./dispatch.ts";
+import { type Host, SCRATCH_GENERAL, sharedHost } from "./host/host.ts";
+import { GuestMemory } from "./memory.ts";
+import type { AddressSpace } from "./mm/address-space.ts";
+import { registerMemoryHandlers } from "./mm/handlers.ts";
+import { ProcessState } from "./process.ts";
+
+export interface GuestRuntimeOptions {
+  space: AddressSpace;
+  memory: GuestPhysicalMemory;
+  /** Absolute host path of the program (/proc/self/exe). */
+  exePath: string;
+  trace?: (line: string) => void;
+}
+
+export interface GuestRuntime {
+  readonly process: ProcessState;
+  readonly memory: GuestMemory;
+  readonly dispatcher: Dispatcher;
+  dispatch(frame: Uint32Array): SyscallResult;
+  /** Close every host fd the guest held. */
+  close(): void;
+}
+
+export function createGuestRuntime(options: GuestRuntimeOptions): GuestRuntime {
+  const { space } = options;
+  const memory = new GuestMemory({
+    bytes: options.memory.bytes,
+    hostAddress: options.memory.hostAddress,
+    isAccessible: (address, length, write) => space.isAccessible(address, length, write),
+  });
+  const process = new ProcessState({ exePath: options.exePath });
+  for (const fd of [0, 1, 2]) giveBlockingDescription(process, fd, sharedHost());
+  const dispatcher = createDispatcher({ memory, process, trace: options.trace });
+  registerMemoryHandlers(dispatcher, space, options.memory.hostAddress);
+  return {
+    process,
+    memory,
+    dispatcher,
+    dispatch: dispatcher.dispatch,
+    close: () => process.closeAll(),
+  };
+}
+
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const S_IFSOCK = 0o140000;
+
+/**
+ * Bun marks its own stdio non-blocking, and the guest's 0/1/2 start as dups of them (the same open file
+ * description), so a guest write to a full pipe would see EAGAIN where Linux (and qemu) block. Give the guest
+ * its own, blocking description of pipes, FIFOs and terminals by reopening /proc/self/fd/N. Regular files keep
+ * the shared description (their offset must stay shared with the parent, and they never return EAGAIN);
+ * sockets cannot be reopened, so their shared description is made blocking.
+ */
+function giveBlockingDescription(process: ProcessState, guestFd: number, host: Host): void {
+  const entry = process.fds.get(guestFd);
+  if (!entry) return;
+  const flags = host.sym.host_fcntl(entry.hostFd, F_GETFL, 0);
+  if (flags < 0 || !(flags & O_NONBLOCK)) return;
+  const stat = host.sym.host_statx(
+    entry.hostFd,
+    host.cString(""),
+    AT_EMPTY_PATH,
+    STATX_BASIC_STATS,
+    host.scratchAddress + SCRATCH_GENERAL,
+  );
+  const type = stat < 0 ? 0 : host.scratchView.getUint16(SCRATCH_GENERAL + STATX.mode, true) & S_IFMT;
+  if (type === S_IFREG) return;
+  if (type !== S_IFSOCK) {
+    const path = host.cString(`/proc/self/fd/${entry.hostFd}`);
+    const reopened = host.sym.host_openat(-100, path, (flags & (O_ACCMODE | 0o2000)) | O_CLOEXEC, 0);
+    if (reopened >= 0) {
+      host.sym.host_close(entry.hostFd);
+      entry.hostFd = reopened;
+      return;
+    }
+  }
+  host.sym.host_fcntl(entry.hostFd, F_SETFL, flags & ~O_NONBLOCK);
+}
