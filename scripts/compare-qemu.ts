@@ -1,0 +1,104 @@
+#!/usr/bin/env bun
+/**
+ * guest vs qemu-aarch64-static, measured in the same run on the same machine:
+ *   (a) syscall round trip: a guest loop of raw getpid calls that times itself (start-up excluded);
+ *   (b) start-up: wall-clock time of `busybox true`, median of 10 (first runs discarded as warm-up).
+ * Prints a table with ratios (guest ÷ qemu: below 1 means guest is faster) and writes
+ * bench/results/compare-qemu.json. Needs qemu-aarch64-static, aarch64-linux-gnu-gcc and the busybox fixture.
+ */
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { consola } from "consola";
+
+const root = join(import.meta.dir, "..");
+const cacheDir = join(root, ".cache", "bench");
+const resultsDir = join(root, "bench", "results");
+const guestCli = join(root, "apps", "guest", "src", "main.ts");
+const QEMU = "qemu-aarch64-static";
+const CC = "aarch64-linux-gnu-gcc";
+
+function buildProgram(name: string): string {
+  const source = join(root, "apps", "guest", "bench", "programs", `${name}.c`);
+  const flags = ["-static", "-O2"];
+  const hash = createHash("sha256").update(readFileSync(source)).update(flags.join(" ")).digest("hex").slice(0, 16);
+  const output = join(cacheDir, `${name}-${hash}`);
+  if (existsSync(output)) return output;
+  mkdirSync(cacheDir, { recursive: true });
+  const result = Bun.spawnSync([CC, ...flags, source, "-o", output], { stderr: "pipe" });
+  if (!result.success) throw new Error(`${CC} ${name}.c failed: ${result.stderr.toString()}`);
+  return output;
+}
+
+function runOnce(command: string[]): { ms: number; stdout: string; code: number } {
+  const start = Bun.nanoseconds();
+  const result = Bun.spawnSync(command, { stdout: "pipe", stderr: "pipe", env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } });
+  const ms = (Bun.nanoseconds() - start) / 1e6;
+  return { ms, stdout: result.stdout.toString(), code: result.exitCode ?? -1 };
+}
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+
+function getpidNsPerCall(command: string[]): number {
+  const { stdout, code } = runOnce(command);
+  const match = stdout.match(/^([\d.]+) ns\/call/);
+  if (code !== 0 || !match) throw new Error(`${command.join(" ")} failed (exit ${code}): ${stdout}`);
+  return Number(match[1]);
+}
+
+export async function compareWithQemu(): Promise<Record<string, unknown>> {
+  for (const tool of [QEMU, CC]) if (!Bun.which(tool)) throw new Error(`${tool} not found (run: bun run test, which installs it)`);
+  const getpid = buildProgram("getpid_loop");
+  const calls = "1000000";
+  const rounds = 5;
+  consola.start(`getpid round trip: ${calls} calls × ${rounds} rounds under each`);
+  const qemuGetpid: number[] = [];
+  const guestGetpid: number[] = [];
+  for (let round = 0; round < rounds; round++) {
+    qemuGetpid.push(getpidNsPerCall([QEMU, getpid, calls]));
+    guestGetpid.push(getpidNsPerCall(["bun", guestCli, getpid, calls]));
+  }
+
+  const { ensureFixtures } = await import("./fixtures.ts");
+  const fixtures = await ensureFixtures();
+  const busybox: string | null = fixtures.busybox;
+  if (!busybox) throw new Error("the busybox fixture is missing (see scripts/fixtures.ts output)");
+  const samples = 10;
+  consola.start(`start-up: busybox true, median of ${samples} (after 2 warm-up runs each)`);
+  for (let warm = 0; warm < 2; warm++) {
+    runOnce([QEMU, busybox, "true"]);
+    runOnce(["bun", guestCli, busybox, "true"]);
+  }
+  const qemuStart: number[] = [];
+  const guestStart: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    const q = runOnce([QEMU, busybox, "true"]);
+    const g = runOnce(["bun", guestCli, busybox, "true"]);
+    if (q.code !== 0 || g.code !== 0) throw new Error(`busybox true failed (qemu ${q.code}, guest ${g.code})`);
+    qemuStart.push(q.ms);
+    guestStart.push(g.ms);
+  }
+  const results = {
+    date: new Date().toISOString(),
+    host: `${process.platform}-${process.arch}`,
+    getpidNsPerCall: { qemu: median(qemuGetpid), guest: median(guestGetpid), ratio: median(guestGetpid) / median(qemuGetpid), qemuSamples: qemuGetpid, guestSamples: guestGetpid },
+    busyboxTrueStartupMs: { qemu: median(qemuStart), guest: median(guestStart), ratio: median(guestStart) / median(qemuStart), qemuSamples: qemuStart, guestSamples: guestStart },
+  };
+  return results;
+}
+
+if (import.meta.main) {
+  const results = await compareWithQemu();
+  mkdirSync(resultsDir, { recursive: true });
+  writeFileSync(join(resultsDir, "compare-qemu.json"), `${JSON.stringify(results, null, 2)}\n`);
+  const g = results.getpidNsPerCall as { qemu: number; guest: number; ratio: number };
+  const s = results.busyboxTrueStartupMs as { qemu: number; guest: number; ratio: number };
+  console.log("\n| benchmark | qemu-aarch64-static | guest (emulator) | guest ÷ qemu |");
+  console.log("|---|---|---|---|");
+  console.log(`| getpid round trip (1,000,000 calls, median of 5) | ${g.qemu.toFixed(1)} ns | ${g.guest.toFixed(1)} ns | ${g.ratio.toFixed(2)} |`);
+  console.log(`| \`busybox true\` start-up (median of 10) | ${s.qemu.toFixed(1)} ms | ${s.guest.toFixed(1)} ms | ${s.ratio.toFixed(2)} |`);
+}
