@@ -5,15 +5,20 @@
  *   fill = ((flush + 1 pass) − flush − (1 warm pass)) / 32.
  * Unicorn 2.1's softmmu TLB keeps 64 entries in UC_TLB_VIRTUAL mode and does not grow, so 32 pages stay
  * warm while the 256-page row shows a working set that misses on every access.
+ *
+ * The fault rows: a store to a read-only page, run() returning the exact fault address (PC read, the word
+ * at PC decoded, its base register read), and the pure decoder alone on representative words.
  */
 import { SYSCALL_LEAVE, SYSCALL_RESUME } from "@guest/hvf-bindings";
 import { bench, do_not_optimize, group, run } from "mitata";
+import { memoryAccessOf } from "../src/decode/decode.ts";
 import { EmulatorBackend } from "../src/index.ts";
 import { PAGE, TinyTables } from "../src/testing/tiny-tables.ts";
 
 const CODE = 0x400000;
 const DATA = 0x1000000;
 const POOL = 0x8000000;
+const READ_ONLY = 0x9000000;
 const WARM_PAGES = 32;
 const THRASH_PAGES = 256;
 const SVCS = 1000;
@@ -35,15 +40,22 @@ const PROGRAM = [
   0x54ffffa1, //        b.ne loop
   0xd2800bc8, //        mov x8, #94
   0xd4000001, //        svc #0
+  0xf9000020, // fault: str x0, [x1]            (x1 in a read-only page)
+  0xf8200420, //        ldraa x0, [x1]          (not decoded: the page-address fallback)
+  0xf9400020, //        ldr x0, [x1]
 ];
 const TOUCH = CODE;
 const EXIT_ONLY = CODE + 32;
 const SVC_LOOP = CODE + 40;
+const STORE_FAULT = CODE + 64;
+const UNDECODED_FAULT = CODE + 68;
+const LOAD_FAULT = CODE + 72;
 
 const vm = new EmulatorBackend().createVm({ memorySize: 256 * 1024 * 1024 });
 const tables = new TinyTables(vm.memory.bytes, POOL);
 tables.map(CODE, PAGE, true, false, true);
 tables.map(DATA, THRASH_PAGES * PAGE, true, true, false);
+tables.map(READ_ONLY, PAGE, true, false, false);
 vm.setTranslationRoot(tables.root);
 const code = new DataView(vm.memory.bytes.buffer, CODE, PROGRAM.length * 4);
 for (const [i, word] of PROGRAM.entries()) code.setUint32(i * 4, word, true);
@@ -73,6 +85,21 @@ group("emulator", () => {
   bench("empty run (uc_emu_start + exit svc)", () => touchPages(0));
   bench(`one pass over ${WARM_PAGES} pages (warm)`, () => touchPages(1));
   bench(`101 passes over ${WARM_PAGES} pages (100 warm passes)`, () => touchPages(101));
+  bench("store fault exit with exact address (STR to a read-only page)", () => {
+    vcpu.setRegister("x1", BigInt(READ_ONLY + 0x123));
+    vcpu.setRegister("pc", BigInt(STORE_FAULT));
+    do_not_optimize(vcpu.run());
+  });
+  bench("load fault exit with exact address (LDR, decoded)", () => {
+    vcpu.setRegister("x1", BigInt(READ_ONLY + PAGE + 0x123));
+    vcpu.setRegister("pc", BigInt(LOAD_FAULT));
+    do_not_optimize(vcpu.run());
+  });
+  bench("load fault exit, fallback (LDRAA, not decoded)", () => {
+    vcpu.setRegister("x1", BigInt(READ_ONLY + PAGE + 0x123));
+    vcpu.setRegister("pc", BigInt(UNDECODED_FAULT));
+    do_not_optimize(vcpu.run());
+  });
   bench(`two passes over ${THRASH_PAGES} pages (> 64-entry TLB: every load fills)`, () =>
     touchPages(2, THRASH_PAGES),
   );
@@ -82,6 +109,21 @@ group("emulator", () => {
     touchPages(1, WARM_PAGES, true),
   );
   bench("TLB flush (uc_ctl TLB_FLUSH)", () => vm.invalidateTlb([{ kind: "all" }]));
+});
+
+// The fault decoder alone (pure TS; runs only on fault exits). Register reads are plain functions here.
+const registers = (n: number) => 0x500000n + BigInt(n) * 0x1000n;
+const DECODE_SAMPLES: [string, number][] = [
+  ["ldr x0, [x1, #16]", 0xf9400820],
+  ["ldp x29, x30, [sp], #16", 0xa8c17bfd],
+  ["ldr x0, [x1, w5, sxtw]", 0xf865c820],
+  ["ld1 {v0.2d-v3.2d}, [x1], #64", 0x4cdf2c20],
+  ["ldadd x0, x6, [x1]", 0xf8200026],
+  ["add x0, x1, x2 (not memory: null)", 0x8b020020],
+];
+group("fault decoder (memoryAccessOf)", () => {
+  for (const [source, word] of DECODE_SAMPLES)
+    bench(source, () => do_not_optimize(memoryAccessOf(word, registers, 0x7ff000n, 0x400000n)));
 });
 
 await run(process.env.BENCH_JSON ? { format: "json" } : {});

@@ -86,11 +86,11 @@ describe.skipIf(!available)("emulator backend", () => {
     expect(vcpu.getRegister("x8")).toBe(172n);
   });
 
-  test("write to a read-only page is a permission fault with PC on the store", () => {
+  test("write to a read-only page is a permission fault at the exact address, PC on the store", () => {
     load(vm.memory.bytes, CODE, STORE_LOAD_BRANCH);
     vcpu.setRegister("x1", BigInt(RO_DATA + 8));
     vcpu.setRegister("pc", BigInt(CODE));
-    expect(vcpu.run()).toEqual({ kind: "fault", address: RO_DATA, access: "write", mapped: true });
+    expect(vcpu.run()).toEqual({ kind: "fault", address: RO_DATA + 8, access: "write", mapped: true });
     expect(vcpu.getRegister("pc")).toBe(BigInt(CODE));
   });
 
@@ -103,13 +103,13 @@ describe.skipIf(!available)("emulator backend", () => {
     expect(vcpu.getRegister("pc")).toBe(BigInt(CODE + 4));
   });
 
-  test("executing a non-executable page is an exec permission fault", () => {
+  test("executing a non-executable page is an exec permission fault at PC", () => {
     load(vm.memory.bytes, CODE, STORE_LOAD_BRANCH);
     vcpu.setRegister("x1", BigInt(DATA));
     vcpu.setRegister("x2", BigInt(DATA));
     vcpu.setRegister("x3", BigInt(DATA + 0x10));
     vcpu.setRegister("pc", BigInt(CODE));
-    expect(vcpu.run()).toEqual({ kind: "fault", address: DATA, access: "exec", mapped: true });
+    expect(vcpu.run()).toEqual({ kind: "fault", address: DATA + 0x10, access: "exec", mapped: true });
     expect(vcpu.getRegister("pc")).toBe(BigInt(DATA + 0x10));
   });
 

@@ -23,6 +23,8 @@ import type {
 } from "@guest/hvf-bindings";
 import { SYSCALL_LEAVE } from "@guest/hvf-bindings";
 import { CORE, EXIT, loadCore } from "./core/ffi.ts";
+import { type MemoryAccess, memoryAccessOf } from "./decode/decode.ts";
+import { exactFaultAddress } from "./decode/fault-address.ts";
 import {
   UC_ARCH_ARM64,
   UC_ARM64_REG,
@@ -33,6 +35,7 @@ import {
   UC_MEM_WRITE,
   UC_MODE_ARM,
   UC_PROT_ALL,
+  UC_QUERY_PAGE_SIZE,
 } from "./unicorn/constants.ts";
 import { loadUnicorn, type UnicornLibrary, unicornLoadError } from "./unicorn/ffi.ts";
 
@@ -81,6 +84,15 @@ const ACCESS_BY_MEM_TYPE: Record<number, AccessKind> = {
   [UC_MEM_WRITE]: "write",
   [UC_MEM_FETCH]: "exec",
 };
+
+/** PC, SP, X0..X30: the registers a fault exit hands the decoder (X29 and X30 sit apart in Unicorn's ids). */
+const FAULT_REGISTER_IDS = [
+  UC_ARM64_REG.PC,
+  UC_ARM64_REG.SP,
+  ...Array.from({ length: 29 }, (_, i) => UC_ARM64_REG.X0 + i),
+  UC_ARM64_REG.X29,
+  UC_ARM64_REG.X30,
+];
 
 function registerId(name: GeneralRegister): number {
   switch (name) {
@@ -146,6 +158,13 @@ class EmulatorVcpu implements Vcpu {
   // its storage when its .buffer is first touched, leaving C with a stale pointer.
   private readonly scratch = new BigUint64Array(new ArrayBuffer(16));
   private readonly scratchPtr: Pointer;
+  // Fault exits read PC, SP and X0..X30 with one uc_reg_read_batch (FAULT_REGISTER_IDS order): after a
+  // run, every FFI call and JS path runs cold, so one call beats several lazy reads.
+  private readonly faultValues = new BigUint64Array(new ArrayBuffer(FAULT_REGISTER_IDS.length * 8));
+  private readonly faultIds = new Int32Array(new ArrayBuffer(FAULT_REGISTER_IDS.length * 4));
+  private readonly faultPointers = new BigUint64Array(new ArrayBuffer(FAULT_REGISTER_IDS.length * 8));
+  private readonly faultIdsPtr: Pointer;
+  private readonly faultPointersPtr: Pointer;
   private handler: InlineSyscallHandler | null = null;
   private callback: JSCallback | null = null;
 
@@ -155,6 +174,11 @@ class EmulatorVcpu implements Vcpu {
   ) {
     this.syscallFrame = new Uint32Array(vm.coreState.buffer, CORE.frame, 18);
     this.scratchPtr = ptr(this.scratch);
+    this.faultIds.set(FAULT_REGISTER_IDS);
+    const values = ptr(this.faultValues);
+    for (let i = 0; i < FAULT_REGISTER_IDS.length; i++) this.faultPointers[i] = BigInt(values + i * 8);
+    this.faultIdsPtr = ptr(this.faultIds);
+    this.faultPointersPtr = ptr(this.faultPointers);
   }
 
   setSyscallHandler(handler: InlineSyscallHandler | null): void {
@@ -206,12 +230,11 @@ class EmulatorVcpu implements Vcpu {
     }
     const faultMapped = view.getBigUint64(CORE.faultMapped, true);
     if (faultMapped !== 2n && (kind === EXIT.FAULT || err !== UC_ERR.OK)) {
-      return {
-        kind: "fault",
-        address: Number(view.getBigUint64(CORE.faultAddress, true)),
-        access: ACCESS_BY_MEM_TYPE[Number(view.getBigUint64(CORE.faultAccess, true))] ?? "read",
-        mapped: faultMapped === 1n,
-      };
+      return this.faultExit(
+        view.getBigUint64(CORE.faultAddress, true),
+        ACCESS_BY_MEM_TYPE[Number(view.getBigUint64(CORE.faultAccess, true))] ?? "read",
+        faultMapped === 1n,
+      );
     }
     if (err === UC_ERR.INSN_INVALID)
       return { kind: "undefined-instruction", pc: Number(this.getRegister("pc")) };
@@ -221,6 +244,40 @@ class EmulatorVcpu implements Vcpu {
       kind: "backend-error",
       message: `emulation ended without an exit (exception ${view.getBigUint64(CORE.intno, true)})`,
     };
+  }
+
+  /**
+   * A fault exit with Linux's si_addr: the TLB-fill hook saw only `page` (rounded down to Unicorn's page),
+   * so the instruction at PC is decoded to find the exact byte. Runs on fault exits only.
+   * - Fetch faults: the faulting address is PC itself.
+   * - Data faults: the first byte of the decoded access inside the faulting guest page; the access kind
+   *   comes from the instruction (atomics and CAS are write faults even when their read is the denied
+   *   part, as arm64 Linux reports them).
+   * - Fallback: the page address and the hook's access kind when the word at PC is not a load/store the
+   *   decoder knows or its access does not touch the faulting page.
+   */
+  private faultExit(page: bigint, hookAccess: AccessKind, mapped: boolean): VcpuExit {
+    const vm = this.vm;
+    const values = this.faultValues;
+    const count = FAULT_REGISTER_IDS.length;
+    const err = vm.uc.symbols.uc_reg_read_batch(vm.engine, this.faultIdsPtr, this.faultPointersPtr, count);
+    if (err) throw new EmulatorError("uc_reg_read_batch(fault registers)", err);
+    const pc = values[0]!;
+    if (hookAccess === "exec") {
+      const address = pc >= page && pc < page + BigInt(vm.unicornPageSize) ? pc : page;
+      return { kind: "fault", address: Number(address), access: "exec", mapped };
+    }
+    const bytes = vm.memory.bytes;
+    let decoded: MemoryAccess | null = null;
+    if (pc + 4n <= BigInt(bytes.length)) {
+      const at = Number(pc);
+      const word = bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24);
+      decoded = memoryAccessOf(word, (n) => values[2 + n]!, values[1]!, pc);
+    }
+    const exact = exactFaultAddress(decoded, page, vm.unicornPageSize, GUEST_PAGE_SIZE);
+    if (exact === null || !decoded)
+      return { kind: "fault", address: Number(page), access: hookAccess, mapped };
+    return { kind: "fault", address: Number(exact), access: decoded.write ? "write" : "read", mapped };
   }
 
   requestStop(): void {
@@ -265,6 +322,8 @@ class EmulatorVm implements Vm {
   readonly coreView = new DataView(this.coreState.buffer);
   readonly corePtr: Pointer;
   pendingError: unknown = null;
+  /** Unicorn's softmmu page: the granule of the addresses the TLB-fill hook sees. */
+  readonly unicornPageSize: number;
   private vcpus: EmulatorVcpu[] = [];
   private destroyed = false;
 
@@ -287,6 +346,10 @@ class EmulatorVm implements Vm {
     if (err && err !== UC_ERR.ARG) throw new EmulatorError("uc_ctl(UC_PAGE_SIZE)", err);
     err = core.core_set_cpu_model(this.engine, symbolAddress(s.uc_ctl), UC_CPU_ARM64_MAX);
     if (err) throw new EmulatorError("uc_ctl(CPU_MODEL)", err);
+    const pageSize = new BigUint64Array(new ArrayBuffer(8));
+    err = s.uc_query(this.engine, UC_QUERY_PAGE_SIZE, ptr(pageSize));
+    if (err) throw new EmulatorError("uc_query(PAGE_SIZE)", err);
+    this.unicornPageSize = Number(pageSize[0]);
     const slab = core.core_slab_create(size);
     if (typeof slab !== "number" || slab < 0)
       throw new Error(`cannot reserve ${size} bytes of guest memory (errno ${-Number(slab)})`);

@@ -1,3 +1,4 @@
+export { type MemoryAccess, memoryAccessOf, type RegisterReader } from "./decode/decode.ts";
 export type { EmulatorVm } from "./emulator.ts";
 export {
   EmulatorBackend,

@@ -47,6 +47,9 @@ export const UC_MEM_READ = 16;
 export const UC_MEM_WRITE = 17;
 export const UC_MEM_FETCH = 18;
 
+/** uc_query_type: UC_QUERY_PAGE_SIZE answers Unicorn's softmmu page size (1 KiB on arm64 unless raised). */
+export const UC_QUERY_PAGE_SIZE = 2;
+
 export const UC_PROT_READ = 1;
 export const UC_PROT_WRITE = 2;
 export const UC_PROT_EXEC = 4;

@@ -28,6 +28,7 @@ const symbols = {
     args: [FFIType.ptr, FFIType.u64, FFIType.u64, FFIType.u32, FFIType.ptr],
     returns: FFIType.i32,
   },
+  uc_query: { args: [FFIType.ptr, FFIType.u32, FFIType.ptr], returns: FFIType.i32 },
   uc_mem_unmap: { args: [FFIType.ptr, FFIType.u64, FFIType.u64], returns: FFIType.i32 },
   // Variadic: never called from JS (the x86-64 and Apple arm64 variadic ABIs differ); handed to the C core as pointers.
   uc_ctl: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
