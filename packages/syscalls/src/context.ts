@@ -46,6 +46,8 @@ export type SyscallControl =
   | { control: "exit"; status: number; group: boolean }
   /** The handler already rewrote the registers (rt_sigreturn, execve): leave X0 alone. */
   | { control: "registers-set" }
+  /** rt_sigreturn found no valid frame at SP: Linux kills the process with SIGSEGV. */
+  | { control: "bad-signal-frame" }
   /** Deliver pending signals before resuming (kill/raise to self). X0 gets `value`. */
   | { control: "signal-pending"; value: number | bigint };
 

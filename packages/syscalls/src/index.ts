@@ -37,5 +37,13 @@ export {
   ThreadState,
 } from "./process.ts";
 export { createGuestRuntime, type GuestRuntime, type GuestRuntimeOptions } from "./runtime.ts";
+export * as signalFrameAbi from "./signals/abi.ts";
+export {
+  type DeliveryOutcome,
+  type RegisterAccess,
+  SignalDelivery,
+  type SignalInfo,
+} from "./signals/delivery.ts";
+export { registerSignalHandlers } from "./signals/handlers.ts";
 export { formatCall, formatResult, quoteBytes } from "./trace/format.ts";
 export { SYSCALL_FORMATS, type SyscallFormatSpec } from "./trace/formats.ts";

@@ -3,7 +3,9 @@
  * access checks answered by the address space), the dispatcher with the built-in handlers, and the
  * memory syscalls over the address space.
  */
+import { statSync } from "node:fs";
 import type { GuestPhysicalMemory } from "@guest/hvf-bindings";
+import { formatProcMaps } from "@guest/region-tracker";
 import { AT_EMPTY_PATH, F_GETFL, F_SETFL, O_ACCMODE, O_CLOEXEC, O_NONBLOCK } from "./abi/fcntl.ts";
 import { STATX, STATX_BASIC_STATS } from "./abi/structs.ts";
 import type { SyscallResult } from "./context.ts";
@@ -13,12 +15,17 @@ import { GuestMemory } from "./memory.ts";
 import type { AddressSpace } from "./mm/address-space.ts";
 import { registerMemoryHandlers } from "./mm/handlers.ts";
 import { ProcessState } from "./process.ts";
+import { closeProcFiles, registerProcFiles } from "./procfs.ts";
+import { type RegisterAccess, SignalDelivery } from "./signals/delivery.ts";
+import { registerSignalHandlers } from "./signals/handlers.ts";
 
 export interface GuestRuntimeOptions {
   space: AddressSpace;
   memory: GuestPhysicalMemory;
   /** Absolute host path of the program (/proc/self/exe). */
   exePath: string;
+  /** The vCPU's registers (signal frames are built from and restored to them). */
+  registers: RegisterAccess;
   trace?: (line: string) => void;
 }
 
@@ -26,6 +33,7 @@ export interface GuestRuntime {
   readonly process: ProcessState;
   readonly memory: GuestMemory;
   readonly dispatcher: Dispatcher;
+  readonly signals: SignalDelivery;
   dispatch(frame: Uint32Array): SyscallResult;
   /** Close every host fd the guest held. */
   close(): void;
@@ -42,12 +50,19 @@ export function createGuestRuntime(options: GuestRuntimeOptions): GuestRuntime {
   for (const fd of [0, 1, 2]) giveBlockingDescription(process, fd, sharedHost());
   const dispatcher = createDispatcher({ memory, process, trace: options.trace });
   registerMemoryHandlers(dispatcher, space, options.memory.hostAddress);
+  registerProcFiles(process, (name) => (name === "maps" ? renderMaps(space) : null));
+  const signals = new SignalDelivery(memory, process, options.registers);
+  registerSignalHandlers(dispatcher, signals, options.registers);
   return {
     process,
     memory,
     dispatcher,
+    signals,
     dispatch: dispatcher.dispatch,
-    close: () => process.closeAll(),
+    close: () => {
+      process.closeAll();
+      closeProcFiles(process);
+    },
   };
 }
 
@@ -86,4 +101,29 @@ function giveBlockingDescription(process: ProcessState, guestFd: number, host: H
     }
   }
   host.sym.host_fcntl(entry.hostFd, F_SETFL, flags & ~O_NONBLOCK);
+}
+
+/**
+ * /proc/self/maps as Linux names things: shared anonymous memory is "/dev/zero (deleted)" on the shmem
+ * device (00:01), and a mapped file that has since been unlinked (or replaced) gets " (deleted)".
+ */
+function renderMaps(space: AddressSpace): string {
+  const regions = space.regions.toArray().map((region) => {
+    if (region.flags.shared && region.flags.anonymous) {
+      return {
+        ...region,
+        name: "/dev/zero (deleted)",
+        file: { dev: 1, inode: region.mappingId, path: "/dev/zero", offset: 0 },
+      };
+    }
+    const file = region.file;
+    if (!file) return region;
+    let current: { dev: number; ino: number } | null = null;
+    try {
+      current = statSync(file.path);
+    } catch {}
+    const deleted = current === null || current.ino !== file.inode || current.dev !== file.dev;
+    return deleted ? { ...region, name: `${region.name ?? file.path} (deleted)` } : region;
+  });
+  return formatProcMaps(regions);
 }

@@ -93,7 +93,12 @@ export const MAX_NICE = 19;
 export const IOPRIO_WHO_PROCESS = 1;
 export const IOPRIO_WHO_PGRP = 2;
 export const IOPRIO_WHO_USER = 3;
-export const IOPRIO_WHO_NAMES: readonly string[] = ["0", "IOPRIO_WHO_PROCESS", "IOPRIO_WHO_PGRP", "IOPRIO_WHO_USER"];
+export const IOPRIO_WHO_NAMES: readonly string[] = [
+  "0",
+  "IOPRIO_WHO_PROCESS",
+  "IOPRIO_WHO_PGRP",
+  "IOPRIO_WHO_USER",
+];
 
 /** Supplementary groups: at most this many (NGROUPS_MAX). */
 export const NGROUPS_MAX = 65_536;

@@ -118,7 +118,7 @@ describe("groups", () => {
   test("setgroups: EPERM unprivileged; privileged, only the current set", () => {
     const current = statusNumbers("Groups");
     const list = guest.alloc(4 * (current.length + 1));
-    current.forEach((g, i) => guest.memory.writeU32(list + 4 * i, g));
+    for (const [i, g] of current.entries()) guest.memory.writeU32(list + 4 * i, g);
     if (guest.process.euid === 0) {
       expect(guest.call("setgroups", current.length, list)).toBe(0);
       guest.memory.writeU32(list + 4 * current.length, 4242);

@@ -129,11 +129,11 @@ export const setgroups: SyscallHandler = (args, ctx) => {
   if (size < 0 || size > NGROUPS_MAX) return -EINVAL;
   const list = size === 0 ? new Uint8Array(0) : ctx.memory.readBytes(args.ptr(1), size * 4);
   if (typeof list === "number") return -EFAULT;
-  const wanted = [...new Uint32Array(list.slice().buffer)].sort((a, b) => a - b);
+  const wanted = [...new Set(new Uint32Array(list.slice().buffer))].sort((a, b) => a - b);
   const groups = hostGroups(ctx);
   if (typeof groups === "number") return groups;
-  const current = [...groups].sort((a, b) => a - b);
-  const same = new Set(wanted).size === new Set(current).size && wanted.every((g) => current.includes(g));
+  const current = [...new Set(groups)].sort((a, b) => a - b);
+  const same = wanted.length === current.length && wanted.every((g, i) => g === current[i]);
   return same ? 0 : -EPERM;
 };
 

@@ -5,6 +5,7 @@ import {
   mkdtempSync,
   readFileSync,
   rmSync,
+  statfsSync,
   statSync,
   symlinkSync,
   writeFileSync,
@@ -12,6 +13,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  EAGAIN,
   EBADF,
   EEXIST,
   EFAULT,
@@ -35,10 +37,12 @@ import {
   O_RDONLY,
   O_RDWR,
   O_WRONLY,
+  SEEK_CUR,
   SEEK_END,
   SEEK_SET,
 } from "../abi/fcntl.ts";
-import { DIRENT64, STAT, STATX } from "../abi/structs.ts";
+import { LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN } from "../abi/process.ts";
+import { DIRENT64, STAT, STATFS, STATX } from "../abi/structs.ts";
 import { createFakeGuest, type FakeGuest, PAGE } from "../test-support.ts";
 
 let dir: string;
@@ -366,5 +370,65 @@ describe("links, modes, times, truncation", () => {
     expect(guest.call("ftruncate", fd, -1)).toBe(-EINVAL);
     expect(guest.call("fsync", fd)).toBe(0);
     expect(guest.call("fdatasync", 99)).toBe(-EBADF);
+  });
+});
+
+describe("file systems, locks, sendfile", () => {
+  test("statfs (relative to the guest cwd) and fstatfs agree with the host", () => {
+    const host = statfsSync(dir);
+    const buf = guest.alloc(STATFS.size);
+    expect(guest.call("statfs", guest.cstr("."), buf)).toBe(0);
+    expect(guest.memory.readU64(buf + STATFS.type)).toBe(host.type);
+    expect(guest.memory.readU64(buf + STATFS.bsize)).toBe(host.bsize);
+    expect(guest.memory.readU64(buf + STATFS.blocks)).toBe(host.blocks);
+    expect(guest.memory.readU64(buf + STATFS.namelen)).toBeGreaterThan(0);
+    const fd = num(guest.call("openat", AT_FDCWD, guest.cstr("."), O_RDONLY | O_DIRECTORY));
+    const other = guest.alloc(STATFS.size);
+    expect(guest.call("fstatfs", fd, other)).toBe(0);
+    expect(guest.memory.readU64(other + STATFS.type)).toBe(host.type);
+    expect(guest.call("fstatfs", 99, other)).toBe(-EBADF);
+    expect(guest.call("fstatfs", fd, 0)).toBe(-EFAULT);
+    expect(guest.call("statfs", guest.cstr("missing"), buf)).toBe(-ENOENT);
+    expect(guest.call("statfs", guest.cstr("."), 0)).toBe(-EFAULT);
+    expect(guest.call("statfs", 0, buf)).toBe(-EFAULT);
+  });
+
+  test("sync and syncfs", () => {
+    expect(guest.call("sync")).toBe(0);
+    const fd = num(guest.call("openat", AT_FDCWD, guest.cstr("."), O_RDONLY | O_DIRECTORY));
+    expect(guest.call("syncfs", fd)).toBe(0);
+    expect(guest.call("syncfs", 99)).toBe(-EBADF);
+  });
+
+  test("flock: per open file description, LOCK_NB conflicts", () => {
+    writeFileSync(join(dir, "lock"), "");
+    const a = num(guest.call("openat", AT_FDCWD, guest.cstr("lock"), O_RDWR));
+    const b = num(guest.call("openat", AT_FDCWD, guest.cstr("lock"), O_RDWR));
+    expect(guest.call("flock", a, LOCK_EX)).toBe(0);
+    expect(guest.call("flock", b, LOCK_EX | LOCK_NB)).toBe(-EAGAIN);
+    expect(guest.call("flock", b, LOCK_SH | LOCK_NB)).toBe(-EAGAIN);
+    // A dup shares a's open file description, hence its lock.
+    const c = num(guest.call("dup", a));
+    expect(guest.call("flock", c, LOCK_EX | LOCK_NB)).toBe(0);
+    expect(guest.call("flock", a, LOCK_UN)).toBe(0);
+    expect(guest.call("flock", b, LOCK_SH | LOCK_NB)).toBe(0);
+    expect(guest.call("flock", 99, LOCK_SH)).toBe(-EBADF);
+  });
+
+  test("sendfile: with an offset (updated in guest memory, file position kept) and without", () => {
+    writeFileSync(join(dir, "src"), "0123456789");
+    const input = num(guest.call("openat", AT_FDCWD, guest.cstr("src"), O_RDONLY));
+    const output = num(guest.call("openat", AT_FDCWD, guest.cstr("dst"), O_WRONLY | O_CREAT, 0o644));
+    const offset = guest.alloc(8);
+    guest.memory.writeU64(offset, 2);
+    expect(guest.call("sendfile", output, input, offset, 5)).toBe(5);
+    expect(guest.memory.readU64(offset)).toBe(7);
+    expect(guest.call("lseek", input, 0, SEEK_CUR)).toBe(0);
+    expect(guest.call("sendfile", output, input, 0, 100)).toBe(10);
+    expect(guest.call("lseek", input, 0, SEEK_CUR)).toBe(10);
+    expect(readFileSync(join(dir, "dst"), "utf8")).toBe("234560123456789");
+    expect(guest.call("sendfile", output, 99, 0, 1)).toBe(-EBADF);
+    expect(guest.call("sendfile", 99, input, 0, 1)).toBe(-EBADF);
+    expect(guest.call("sendfile", output, input, 8, 1)).toBe(-EFAULT);
   });
 });

@@ -6,6 +6,7 @@
  */
 import { EBADF, ENOENT } from "../abi/errno.ts";
 import type { SyscallContext } from "../context.ts";
+import { procFileSnapshot } from "../procfs.ts";
 import { SCRATCH_PATH_A } from "../host/host.ts";
 
 /** Host address of a permanently empty C string (the last byte of the scratch area, never written). */
@@ -64,7 +65,17 @@ function isProcPrefix(bytes: Uint8Array, address: number): boolean {
   return true;
 }
 
+/** /proc/<self>/<file> names rendered by the runtime (procfs.ts) rather than read from the host. */
+const SYNTHETIC_PROC_FILE = /^\/proc\/(self|thread-self|\d+)\/(maps)$/;
+
 function rewriteProc(ctx: SyscallContext, path: string, slot: number): number | null {
+  const synthetic = SYNTHETIC_PROC_FILE.exec(path);
+  if (synthetic !== null) {
+    const who = synthetic[1]!;
+    const self = who === "self" || who === "thread-self" || Number(who) === ctx.process.pid || ctx.process.threads.has(Number(who));
+    const snapshot = self ? procFileSnapshot(ctx.process, synthetic[2]!) : null;
+    if (snapshot !== null) return ctx.host.cString(snapshot, slot);
+  }
   const link = procSelfLink(ctx, path);
   if (link === null) return null;
   if (link.kind === "exe") return ctx.host.cString(ctx.process.exePath, slot);

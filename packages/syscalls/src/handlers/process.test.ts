@@ -3,7 +3,7 @@ import { hostname } from "node:os";
 import { CLOCK_MONOTONIC, CLOCK_REALTIME, TIMER_ABSTIME } from "../abi/clock.ts";
 import { EFAULT, EINVAL, ENOSYS, EPERM, ESRCH } from "../abi/errno.ts";
 import { RLIM_INFINITY, RLIMIT_NOFILE, RLIMIT_STACK } from "../abi/resource.ts";
-import { SYSINFO, UTSNAME } from "../abi/structs.ts";
+import { SYSINFO, TMS, UTSNAME } from "../abi/structs.ts";
 import { NR } from "../abi/syscalls.ts";
 import { createFakeGuest, type FakeGuest } from "../test-support.ts";
 
@@ -154,5 +154,32 @@ describe("system information", () => {
     expect(guest.call("sched_getaffinity", 1, 128, mask)).toBe(-ESRCH);
     expect(guest.call("sched_getaffinity", 0, 128, 0)).toBe(-EFAULT);
     expect(guest.call("sched_yield")).toBe(0);
+  });
+});
+
+describe("times and personality", () => {
+  test("times fills struct tms with the host's process times and returns clock ticks", () => {
+    const tms = guest.alloc(TMS.size);
+    guest.bytes.fill(0xff, tms, tms + TMS.size);
+    const ticks = num(guest.call("times", tms));
+    expect(ticks).toBeGreaterThan(0);
+    // utime + stime of this process, in 1/100 s: what Bun itself reports, within rounding.
+    const usage = process.cpuUsage();
+    const hostTicks = (usage.user + usage.system) / 10_000;
+    const guestTicks = guest.memory.readU64(tms) + guest.memory.readU64(tms + 8);
+    expect(guestTicks).toBeLessThanOrEqual(hostTicks + 2);
+    expect(guestTicks).toBeGreaterThanOrEqual(0);
+    expect(guest.memory.readU64(tms + 16)).toBeLessThan(2 ** 40);
+    // The tick count only moves forward.
+    expect(num(guest.call("times", 0))).toBeGreaterThanOrEqual(ticks);
+    expect(guest.call("times", 8)).toBe(-EFAULT);
+  });
+
+  test("personality returns the previous persona; 0xffffffff only queries", () => {
+    expect(guest.call("personality", 0xffff_ffff)).toBe(0);
+    expect(guest.call("personality", 0x0040000)).toBe(0);
+    expect(guest.call("personality", 0xffff_ffff)).toBe(0x0040000);
+    expect(guest.call("personality", 0)).toBe(0x0040000);
+    expect(guest.call("personality", 0xffff_ffff)).toBe(0);
   });
 });

@@ -8,6 +8,8 @@ import {
   SIG_SETMASK,
   SIG_UNBLOCK,
   SIGACTION,
+  SIGUSR1,
+  SIGUSR2,
 } from "../abi/signal.ts";
 import { createFakeGuest, type FakeGuest } from "../test-support.ts";
 
@@ -85,5 +87,35 @@ describe("rt_sigaction", () => {
     expect(guest.call("rt_sigaction", 2, act, 0, 4)).toBe(-EINVAL);
     expect(guest.call("rt_sigaction", 2, 16, 0, 8)).toBe(-EFAULT);
     expect(guest.call("rt_sigaction", 2, 0, 16, 8)).toBe(-EFAULT);
+  });
+});
+
+describe("rt_sigpending", () => {
+  test("reports pending signals (thread and process) that are blocked", () => {
+    const out = guest.alloc(8);
+    guest.memory.writeU64(out, -1n);
+    expect(guest.call("rt_sigpending", out, 8)).toBe(0);
+    expect(guest.memory.readU64Big(out)).toBe(0n);
+    const thread = guest.process.currentThread;
+    thread.pending = bit(SIGUSR1);
+    guest.process.sharedPending = bit(SIGUSR2);
+    expect(guest.call("rt_sigpending", out, 8)).toBe(0);
+    expect(guest.memory.readU64Big(out)).toBe(0n);
+    thread.blocked = bit(SIGUSR1) | bit(SIGUSR2) | bit(40);
+    expect(guest.call("rt_sigpending", out, 8)).toBe(0);
+    expect(guest.memory.readU64Big(out)).toBe(bit(SIGUSR1) | bit(SIGUSR2));
+  });
+
+  test("sizes up to 8 copy that many bytes; more is EINVAL; bad pointers EFAULT", () => {
+    const out = guest.alloc(8);
+    const thread = guest.process.currentThread;
+    thread.pending = bit(SIGUSR1) | bit(40);
+    thread.blocked = thread.pending;
+    guest.memory.writeU64(out, 0n);
+    expect(guest.call("rt_sigpending", out, 4)).toBe(0);
+    expect(guest.memory.readU64Big(out)).toBe(bit(SIGUSR1));
+    expect(guest.call("rt_sigpending", out, 9)).toBe(-EINVAL);
+    expect(guest.call("rt_sigpending", 0, 8)).toBe(-EFAULT);
+    expect(guest.call("rt_sigpending", 0, 0)).toBe(0);
   });
 });

@@ -15,6 +15,7 @@ import { type Region, RegionTracker } from "@guest/region-tracker";
 import {
   EACCES,
   EBADF,
+  EBUSY,
   EEXIST,
   EFAULT,
   EINVAL,
@@ -34,13 +35,21 @@ import {
   MAP_SHARED_VALIDATE,
   MAP_TYPE,
   MAP_VALIDATE_KNOWN,
+  MCL_CURRENT,
+  MCL_FUTURE,
+  MCL_ONFAULT,
   MREMAP_DONTUNMAP,
   MREMAP_FIXED,
   MREMAP_MAYMOVE,
+  MS_ASYNC,
+  MS_INVALIDATE,
+  MS_SYNC,
   PAGE_MASK,
   PAGE_SIZE,
   PROT_ACCESS,
   PROT_EXEC,
+  PROT_GROWSDOWN,
+  PROT_GROWSUP,
   PROT_KNOWN,
   PROT_READ,
   PROT_WRITE,
@@ -99,6 +108,8 @@ export interface MapRequest {
 const ENOSYS_MREMAP_DUP = 38;
 /** Not built yet: moving a shared file mapping (its host overlay would have to move with it). */
 const ENOSYS_MREMAP_SHARED_FILE = 38;
+
+const KNOWN_ADVICE = new Set<number>(Object.values(MADV));
 
 const pageUp = (n: number): number => Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
 const isAligned = (n: number): boolean => n % PAGE_SIZE === 0;
@@ -303,7 +314,7 @@ export class AddressSpace {
       name: file?.path,
       growsDown: (flags & MAP_GROWSDOWN) !== 0,
       noreserve: (flags & MAP_NORESERVE) !== 0,
-      locked: (flags & MAP_LOCKED) !== 0,
+      locked: (flags & MAP_LOCKED) !== 0 || this.lockFuture,
     });
     if (result < 0) return result;
     if (file && overlay) {
@@ -345,19 +356,41 @@ export class AddressSpace {
     return 0;
   }
 
-  /** mprotect(2) with the same-prot fast path (memory-semantics.md §2). */
+  /**
+   * mprotect(2) with the same-prot fast path (memory-semantics.md §2). As Linux: an unmapped first page is
+   * ENOMEM with nothing changed; otherwise the mapped run from `address` up to the first hole is changed and
+   * the hole then reports ENOMEM.
+   */
   mprotect(address: number, length: number, prot: number): number {
     if (address % PAGE_SIZE !== 0) return -EINVAL;
     if (prot & ~PROT_KNOWN) return -EINVAL;
+    if (prot & PROT_GROWSUP) return -EINVAL; // arm64 has no upward-growing mappings
     if (length === 0) return 0;
     const size = pageUp(length);
     if (!this.inRange(address, size)) return -ENOMEM;
+    let start = address;
     const end = address + size;
     const access = prot & PROT_ACCESS;
-    // Fast path first, before any mutation: every region already has exactly this prot and none is lazy.
-    if (this.regions.everyHasProt(address, end, access) && !this.regions.anyLazy(address, end)) return 0;
-    if (!this.regions.isFullyMapped(address, end)) return -ENOMEM;
-    for (const region of this.regions.overlapping(address, end)) {
+    // Fast path first, before any mutation: the whole range is mapped, every region already has exactly
+    // this prot, and none is lazy.
+    if (
+      !(prot & PROT_GROWSDOWN) &&
+      this.regions.everyHasProt(start, end, access) &&
+      this.regions.isFullyMapped(start, end) &&
+      !this.regions.anyLazy(start, end)
+    ) {
+      return 0;
+    }
+    const first = this.regions.find(start);
+    if (!first || first.start > start) return -ENOMEM;
+    if (prot & PROT_GROWSDOWN) {
+      if (!first.flags.growsDown) return -EINVAL;
+      start = first.start; // the change extends down to the start of the grows-down mapping
+    }
+    // The mapped run from `start` up to the first hole (or `end`), checking shared-file write permission.
+    let covered = start;
+    for (const region of this.regions.overlapping(start, end)) {
+      if (region.start > covered) break;
       const file = region.file;
       if (
         region.flags.shared &&
@@ -365,23 +398,25 @@ export class AddressSpace {
         access & PROT_WRITE &&
         !this.writableSharedFiles.has(`${file.dev}:${file.inode}`)
       ) {
-        return -EACCES;
+        if (covered === start) return -EACCES;
+        break;
       }
+      covered = Math.min(region.end, end);
     }
-    const tableResult = this.tables.protect(address, size, access);
+    const tableResult = this.tables.protect(start, covered - start, access);
     if (tableResult < 0) return tableResult;
-    const updated = this.regions.update(address, end, { prot: access });
+    const updated = this.regions.update(start, covered, { prot: access });
     if (updated < 0) {
       // Put the tables back in line with the (unchanged) tracker.
-      for (const region of this.regions.overlapping(address, end)) {
-        const from = Math.max(region.start, address);
-        const to = Math.min(region.end, end);
+      for (const region of this.regions.overlapping(start, covered)) {
+        const from = Math.max(region.start, start);
+        const to = Math.min(region.end, covered);
         this.tables.protect(from, to - from, region.prot);
       }
       return updated;
     }
-    if (access & PROT_EXEC) this.pendingCode.push([address, size]);
-    return 0;
+    if (access & PROT_EXEC) this.pendingCode.push([start, covered - start]);
+    return covered < end ? -ENOMEM : 0;
   }
 
   /**
@@ -462,6 +497,14 @@ export class AddressSpace {
     if (result < 0) return result;
     const bytes = this.backend.memory.bytes;
     bytes.copyWithin(destination, oldAddress, oldAddress + Math.min(oldSize, newSize));
+    if (region.mayHoldGuards) {
+      // Guard markers move with their pages.
+      for (let offset = 0; offset < Math.min(oldSize, newSize); offset += PAGE_SIZE) {
+        if (!this.tables.isGuard(oldAddress + offset)) continue;
+        this.regions.update(destination, destination + newSize, { mayHoldGuards: true });
+        this.tables.installGuard(destination + offset, PAGE_SIZE);
+      }
+    }
     if (newSize > oldSize && region.file && !region.flags.shared) {
       this.fillFromFile(region, destination + oldSize, newSize - oldSize, fileOffsetAt(oldAddress) + oldSize);
     }
@@ -515,13 +558,26 @@ export class AddressSpace {
     return this.brkEnd;
   }
 
-  /** madvise(2): the advice every program uses; guard regions and the rest arrive with the memory issue. */
+  /**
+   * Throw away the contents of private pages in [from, to): anonymous pages read back as zero, private file
+   * pages show the file's bytes again (Linux semantics for MADV_DONTNEED). Shared pages keep their contents.
+   */
+  private zap(from: number, to: number): void {
+    for (const region of this.regions.overlapping(from, to)) {
+      if (region.flags.shared) continue;
+      const start = Math.max(region.start, from);
+      const end = Math.min(region.end, to);
+      this.backend.memory.discard(start, end - start);
+      if (region.file) this.fillFromFile(region, start, end - start);
+    }
+  }
+
+  /** madvise(2), including guard regions (memory-semantics.md §3, §4). */
   madvise(address: number, length: number, advice: number): number {
     if (address % PAGE_SIZE !== 0) return -EINVAL;
     const size = pageUp(length);
     if (!this.inRange(address, size)) return -EINVAL;
-    const known = Object.values(MADV) as number[];
-    if (!known.includes(advice)) return -EINVAL;
+    if (!KNOWN_ADVICE.has(advice)) return -EINVAL;
     if (size === 0) return 0;
     const end = address + size;
     const mapped = this.regions.isFullyMapped(address, end);
@@ -533,21 +589,97 @@ export class AddressSpace {
           if (advice === MADV.FREE && (region.flags.shared || !region.flags.anonymous)) return -EINVAL;
           if (advice === MADV.DONTNEED && region.flags.locked) return -EINVAL;
         }
-        for (const region of this.regions.overlapping(address, end)) {
-          const from = Math.max(region.start, address);
-          const to = Math.min(region.end, end);
-          if (region.flags.shared) continue; // shared pages keep their contents (they live in the object)
-          this.backend.memory.discard(from, to - from);
-        }
+        this.zap(address, end);
         break;
       }
-      case MADV.GUARD_INSTALL:
-      case MADV.GUARD_REMOVE:
-        return -EINVAL; // not yet: the memory-management issue adds guard regions
+      case MADV.GUARD_INSTALL: {
+        if (!mapped) return -ENOMEM;
+        for (const region of this.regions.overlapping(address, end)) {
+          if (region.flags.locked || (region.name?.startsWith("[v") ?? false)) return -EINVAL; // mlock'ed, [vdso]/[vvar]
+        }
+        // Mark the regions first (a split could hit the region limit): nothing changes if that fails.
+        const marked = this.regions.update(address, end, { mayHoldGuards: true });
+        if (marked < 0) return marked;
+        const guarded = this.tables.installGuard(address, size);
+        if (guarded < 0) return guarded;
+        // Populated pages are zapped as by MADV_DONTNEED: their contents are gone.
+        this.zap(address, end);
+        return 0;
+      }
+      case MADV.GUARD_REMOVE: {
+        if (!mapped) return -ENOMEM;
+        const removed = this.tables.removeGuard(address, size);
+        if (removed < 0) return removed;
+        return 0;
+      }
+      case MADV.WIPEONFORK:
+      case MADV.KEEPONFORK:
+        for (const region of this.regions.overlapping(address, end)) {
+          if (region.flags.shared || !region.flags.anonymous) return -EINVAL;
+        }
+        break;
       default:
-        break; // hints with no observable effect here
+        break; // hints with no observable effect here (fork-related ones matter once fork exists)
     }
     return mapped ? 0 : -ENOMEM;
+  }
+
+  /** msync(2): validation as Linux; shared file pages already live in the host's page cache. */
+  msync(address: number, length: number, flags: number): number {
+    if (address % PAGE_SIZE !== 0) return -EINVAL;
+    if (flags & ~(MS_ASYNC | MS_INVALIDATE | MS_SYNC)) return -EINVAL;
+    if (flags & MS_ASYNC && flags & MS_SYNC) return -EINVAL;
+    const size = pageUp(length);
+    if (!this.inRange(address, size)) return -ENOMEM;
+    if (size === 0) return 0;
+    const end = address + size;
+    for (const region of this.regions.overlapping(address, end)) {
+      if (flags & MS_INVALIDATE && region.flags.locked) return -EBUSY;
+    }
+    return this.regions.isFullyMapped(address, end) ? 0 : -ENOMEM;
+  }
+
+  /** mlock(2)/munlock(2): recorded on the regions (guards then refuse them); every page is resident anyway. */
+  setLocked(address: number, length: number, locked: boolean): number {
+    const start = address - (address % PAGE_SIZE);
+    const end = start + pageUp(length + (address - start));
+    if (!this.inRange(start, end - start)) return -ENOMEM;
+    if (end === start) return 0;
+    if (!this.regions.isFullyMapped(start, end)) return -ENOMEM;
+    return this.regions.update(start, end, { flags: { locked } });
+  }
+
+  /** Locks new mappings too once mlockall(MCL_FUTURE) was called. */
+  lockFuture = false;
+
+  mlockall(flags: number): number {
+    if (flags === 0 || flags & ~(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) || flags === MCL_ONFAULT)
+      return -EINVAL;
+    if (flags & MCL_CURRENT) {
+      for (const region of [...this.regions.toArray()]) {
+        const result = this.regions.update(region.start, region.end, { flags: { locked: true } });
+        if (result < 0) return result;
+      }
+    }
+    this.lockFuture = (flags & MCL_FUTURE) !== 0;
+    return 0;
+  }
+
+  munlockall(): number {
+    for (const region of [...this.regions.toArray()]) {
+      if (region.flags.locked) this.regions.update(region.start, region.end, { flags: { locked: false } });
+    }
+    this.lockFuture = false;
+    return 0;
+  }
+
+  /** mincore(2): one byte per page; pages of a mapping are reported resident (the runtime does not swap). */
+  mincore(address: number, length: number): Uint8Array | number {
+    if (address % PAGE_SIZE !== 0) return -EINVAL;
+    const size = pageUp(length);
+    if (!this.inRange(address, size)) return -ENOMEM;
+    if (!this.regions.isFullyMapped(address, address + size)) return -ENOMEM;
+    return new Uint8Array(size / PAGE_SIZE).fill(1);
   }
 
   /**

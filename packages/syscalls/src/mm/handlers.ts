@@ -9,7 +9,11 @@ import { NR } from "../abi/syscalls.ts";
 import type { SyscallContext, SyscallHandler } from "../context.ts";
 import type { Dispatcher } from "../dispatch.ts";
 import { SCRATCH_GENERAL } from "../host/host.ts";
-import { EBADF, EFAULT } from "./abi.ts";
+import { EBADF, EFAULT, EINVAL } from "./abi.ts";
+
+/** mlock2 flag: lock pages as they are faulted in (accepted; every page counts as resident here). */
+const MLOCK_ONFAULT = 1;
+
 import type { AddressSpace, MappableFile } from "./address-space.ts";
 
 const S_IFMT = 0o170000;
@@ -90,6 +94,25 @@ export function registerMemoryHandlers(dispatcher: Dispatcher, space: AddressSpa
   dispatcher.registerHandler(NR.mprotect, "mprotect", mprotect);
   dispatcher.registerHandler(NR.madvise, "madvise", madvise);
   dispatcher.registerHandler(NR.mremap, "mremap", mremap);
+  const msync: SyscallHandler = (args) => space.msync(args.ulong(0), args.ulong(1), args.int(2));
+  const mlock: SyscallHandler = (args) => space.setLocked(args.ulong(0), args.ulong(1), true);
+  const mlock2: SyscallHandler = (args) =>
+    args.int(2) & ~MLOCK_ONFAULT ? -EINVAL : space.setLocked(args.ulong(0), args.ulong(1), true);
+  const munlock: SyscallHandler = (args) => space.setLocked(args.ulong(0), args.ulong(1), false);
+  const mlockall: SyscallHandler = (args) => space.mlockall(args.int(0));
+  const munlockall: SyscallHandler = () => space.munlockall();
+  const mincore: SyscallHandler = (args, ctx) => {
+    const result = space.mincore(args.ulong(0), args.ulong(1));
+    if (typeof result === "number") return result;
+    return ctx.memory.writeBytes(args.ptr(2), result) < 0 ? -EFAULT : 0;
+  };
+  dispatcher.registerHandler(NR.msync, "msync", msync);
+  dispatcher.registerHandler(NR.mlock, "mlock", mlock);
+  dispatcher.registerHandler(NR.mlock2, "mlock2", mlock2);
+  dispatcher.registerHandler(NR.munlock, "munlock", munlock);
+  dispatcher.registerHandler(NR.mlockall, "mlockall", mlockall);
+  dispatcher.registerHandler(NR.munlockall, "munlockall", munlockall);
+  dispatcher.registerHandler(NR.mincore, "mincore", mincore);
 }
 
 export { EFAULT };

@@ -84,6 +84,51 @@ describe("strace-style lines", () => {
   });
 });
 
+describe("pointers and 64-bit arguments", () => {
+  test("addresses >= 2^31 and >= 2^32 print exactly (no 32-bit truncation or sign)", () => {
+    guest.call("uname", 0xfefe_fcc0);
+    guest.call("uname", 0x8000_0000);
+    guest.call("uname", 0x1_0000_fcc0);
+    guest.call("uname", 0xffff_fffe_fefe_fcc0n);
+    guest.call("set_tid_address", 0xffff_8000_0000_0010n);
+    guest.call("getresuid", 0x7fff_ffff_f000, 0x8000_0000_0000n, 0xdead_beef);
+    guest.call("write", 1, 0xfefe_f5c0, 0x1_0000_0000);
+    guest.call("openat", AT_FDCWD, 0x9_0000_0000, O_RDONLY);
+    expect(lines).toEqual([
+      "uname(0xfefefcc0) = -1 EFAULT (Bad address)",
+      "uname(0x80000000) = -1 EFAULT (Bad address)",
+      "uname(0x10000fcc0) = -1 EFAULT (Bad address)",
+      "uname(0xfffffffefefefcc0) = -1 EFAULT (Bad address)",
+      `set_tid_address(0xffff800000000010) = ${process.pid}`,
+      "getresuid(0x7ffffffff000, 0x800000000000, 0xdeadbeef) = -1 EFAULT (Bad address)",
+      "write(1, 0xfefef5c0, 4294967296) = -1 EFAULT (Bad address)",
+      "openat(AT_FDCWD, 0x900000000, O_RDONLY) = -1 EFAULT (Bad address)",
+    ]);
+  });
+
+  test("new formats: prctl options, scheduler policies, priorities, flock, personality", () => {
+    const name = guest.cstr("worker");
+    guest.call("prctl", 15, name);
+    guest.call("sched_get_priority_max", 1);
+    guest.call("sched_setscheduler", 0, 0x4000_0002, 0);
+    guest.call("getpriority", 0, 0);
+    guest.call("flock", 42, 6);
+    guest.call("personality", 0xffff_ffff);
+    guest.call("rt_sigpending", 0, 8);
+    const prio = lines[3]!;
+    expect(lines).toEqual([
+      `prctl(PR_SET_NAME, 0x${name.toString(16)}, 0x0, 0x0, 0x0) = 0`,
+      "sched_get_priority_max(SCHED_FIFO) = 99",
+      "sched_setscheduler(0, SCHED_RR|SCHED_RESET_ON_FORK, NULL) = -1 EINVAL (Invalid argument)",
+      prio,
+      "flock(42, LOCK_EX|LOCK_NB) = -1 EBADF (Bad file descriptor)",
+      "personality(0xffffffff) = 0x0",
+      "rt_sigpending(NULL, 8) = -1 EFAULT (Bad address)",
+    ]);
+    expect(prio).toMatch(/^getpriority\(PRIO_PROCESS, 0\) = \d+$/);
+  });
+});
+
 describe("quoteBytes", () => {
   test("C escapes with strace's octal rules", () => {
     const q = (bytes: number[]) => quoteBytes(new Uint8Array(bytes));

@@ -1,0 +1,50 @@
+/**
+ * Synthetic /proc files of the guest process (/proc/self/maps, …): rendered from the runtime's own state at
+ * open time into a private snapshot file, whose host path replaces the guest's path. Each open gets its own
+ * snapshot; the previous one is unlinked (an fd still open on it keeps reading it), and close() removes all.
+ */
+import { mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { ProcessState } from "./process.ts";
+
+/** name under /proc/<pid>/ → its current contents, or null when this process has no such file. */
+export type ProcFileProvider = (name: string) => Uint8Array | string | null;
+
+interface Snapshots {
+  provider: ProcFileProvider;
+  directory: string | null;
+  last: string | null;
+  count: number;
+}
+
+const registry = new WeakMap<ProcessState, Snapshots>();
+
+export function registerProcFiles(process: ProcessState, provider: ProcFileProvider): void {
+  registry.set(process, { provider, directory: null, last: null, count: 0 });
+}
+
+/** The host path of a fresh snapshot of /proc/<self>/<name>, or null when it is not synthetic. */
+export function procFileSnapshot(process: ProcessState, name: string): string | null {
+  const snapshots = registry.get(process);
+  if (!snapshots) return null;
+  const content = snapshots.provider(name);
+  if (content === null) return null;
+  snapshots.directory ??= mkdtempSync(join(tmpdir(), "guest-proc-"));
+  const path = join(snapshots.directory, `${name}.${snapshots.count++}`);
+  writeFileSync(`${path}.tmp`, content, { mode: 0o444 });
+  renameSync(`${path}.tmp`, path);
+  if (snapshots.last) {
+    try {
+      unlinkSync(snapshots.last);
+    } catch {}
+  }
+  snapshots.last = path;
+  return path;
+}
+
+export function closeProcFiles(process: ProcessState): void {
+  const snapshots = registry.get(process);
+  if (snapshots?.directory) rmSync(snapshots.directory, { recursive: true, force: true });
+  registry.delete(process);
+}

@@ -1,0 +1,335 @@
+/**
+ * Signal delivery as Linux arm64 does it: a `struct rt_sigframe` (siginfo + ucontext with sigcontext, an
+ * FPSIMD record and, for faults, an ESR record) built on the thread's stack or its alternate stack, a frame
+ * record {x29, x30} above it, and the registers set for the handler (x0 = signo, x1/x2 = info/uc with
+ * SA_SIGINFO, sp = frame, x29 = frame record, x30 = sa_restorer, pc = handler). rt_sigreturn undoes it.
+ * Single-threaded for now: the thread is process.currentThread; the alternate stack is kept here.
+ */
+import type { GeneralRegister } from "@guest/hvf-bindings";
+import type { GuestMemory } from "../memory.ts";
+import type { ProcessState } from "../process.ts";
+import {
+  defaultAction,
+  ESR_CONTEXT_SIZE,
+  ESR_MAGIC,
+  FPSIMD,
+  FPSIMD_CONTEXT_SIZE,
+  FPSIMD_MAGIC,
+  FRAME_RECORD_SIZE,
+  MINSIGSTKSZ,
+  NSIG,
+  RT_SIGFRAME_SIZE,
+  SA_NODEFER,
+  SA_ONSTACK,
+  SA_RESETHAND,
+  SA_RESTORER,
+  SA_SIGINFO,
+  SIG_DFL,
+  SIG_IGN,
+  SIGCONTEXT,
+  SIGCONTEXT_RESERVED_SIZE,
+  SIGINFO,
+  SIGINFO_SIZE,
+  SIGKILL,
+  SIGSEGV,
+  SIGSTOP,
+  SS_AUTODISARM,
+  SS_DISABLE,
+  SS_ONSTACK,
+  STACK_T,
+  UCONTEXT,
+} from "./abi.ts";
+
+/** The registers delivery reads and writes (a subset of the backend's Vcpu). */
+export interface RegisterAccess {
+  getRegister(name: GeneralRegister): bigint;
+  setRegister(name: GeneralRegister, value: bigint): void;
+  getVector(index: number): Uint8Array;
+  setVector(index: number, value: Uint8Array): void;
+}
+
+export interface SignalInfo {
+  signal: number;
+  code: number;
+  /** si_addr (faults) */
+  address?: number;
+  /** si_pid / si_uid (kill, tgkill) */
+  pid?: number;
+  uid?: number;
+  /** ESR_EL1 for the frame's esr_context (faults only) */
+  esr?: number;
+}
+
+export type DeliveryOutcome =
+  | { kind: "none" }
+  | { kind: "delivered"; signal: number }
+  | { kind: "terminate"; signal: number; core: boolean }
+  | { kind: "stop"; signal: number };
+
+const UNBLOCKABLE = (1n << BigInt(SIGKILL - 1)) | (1n << BigInt(SIGSTOP - 1));
+const bit = (signal: number): bigint => 1n << BigInt(signal - 1);
+const GENERAL: GeneralRegister[] = Array.from({ length: 31 }, (_, i) => `x${i}` as GeneralRegister);
+
+export class SignalDelivery {
+  /** sigaltstack state: ss_sp, ss_size, and SS_DISABLE / SS_AUTODISARM flags. */
+  altStack = { sp: 0n, size: 0n, flags: SS_DISABLE };
+  /** siginfo of pending (not yet delivered) signals, by number. */
+  private readonly pendingInfo = new Map<number, SignalInfo>();
+  /** Cheap hot-path test (a boolean, no BigInt work): some signal is pending, maybe blocked. */
+  anyPending = false;
+  /**
+   * Where handlers return to when sa_restorer is not given: the vDSO's rt_sigreturn trampoline (the arm64
+   * kernel never needs SA_RESTORER, and glibc does not set it). 0 until the runtime maps one.
+   */
+  sigreturnTrampoline = 0n;
+
+  constructor(
+    private readonly memory: GuestMemory,
+    private readonly process: ProcessState,
+    private readonly registers: RegisterAccess,
+  ) {}
+
+  private get thread() {
+    return this.process.currentThread;
+  }
+
+  /** Mark a signal pending for the current thread (kill, tgkill, raise to self). */
+  raise(info: SignalInfo): void {
+    const thread = this.thread;
+    if (thread.pending & bit(info.signal)) return; // standard signals do not queue
+    thread.pending |= bit(info.signal);
+    this.pendingInfo.set(info.signal, info);
+    this.anyPending = true;
+  }
+
+  /** Is anything pending and not blocked? (cheap: checked after syscalls that can make one deliverable) */
+  hasDeliverable(): boolean {
+    const thread = this.thread;
+    return (thread.pending & ~thread.blocked) !== 0n;
+  }
+
+  /**
+   * Deliver every pending, unblocked signal (each handler frame on top of the previous one, as Linux does
+   * before returning to user space). Stops at the first one that ends the process.
+   */
+  deliverPending(): DeliveryOutcome {
+    let outcome: DeliveryOutcome = { kind: "none" };
+    for (;;) {
+      const thread = this.thread;
+      const deliverable = thread.pending & ~thread.blocked;
+      this.anyPending = thread.pending !== 0n;
+      if (deliverable === 0n) return outcome;
+      let signal = 1;
+      while (!(deliverable & bit(signal))) signal++;
+      thread.pending &= ~bit(signal);
+      const info = this.pendingInfo.get(signal) ?? { signal, code: 0 };
+      this.pendingInfo.delete(signal);
+      const result = this.dispatch(info);
+      if (result.kind === "terminate" || result.kind === "stop") return result;
+      if (result.kind === "delivered") outcome = result;
+    }
+  }
+
+  /**
+   * A synchronous fault (SIGSEGV, SIGBUS, SIGILL, SIGTRAP): like force_sig_fault, a blocked or ignored signal
+   * is unblocked and reset to SIG_DFL first, so it always reaches a handler or kills.
+   */
+  deliverFault(info: SignalInfo): DeliveryOutcome {
+    const thread = this.thread;
+    const actions = this.process.signalActions;
+    const handler = actions.handler(info.signal);
+    if (thread.blocked & bit(info.signal) || handler === SIG_IGN) {
+      thread.blocked &= ~bit(info.signal);
+      if (handler === SIG_IGN) actions.write(info.signal, SIG_DFL, 0n, 0n, 0n);
+    }
+    return this.dispatch(info);
+  }
+
+  private dispatch(info: SignalInfo): DeliveryOutcome {
+    const actions = this.process.signalActions;
+    const handler = actions.handler(info.signal);
+    if (handler === SIG_IGN) return { kind: "none" };
+    if (handler === SIG_DFL) {
+      const action = defaultAction(info.signal);
+      if (action === "ignore" || action === "continue") return { kind: "none" };
+      if (action === "stop") return { kind: "stop", signal: info.signal };
+      return { kind: "terminate", signal: info.signal, core: action === "core" };
+    }
+    if (!this.setupFrame(info)) {
+      // The frame could not be written (stack unmapped or full): Linux forces SIGSEGV, which kills.
+      return { kind: "terminate", signal: SIGSEGV, core: true };
+    }
+    return { kind: "delivered", signal: info.signal };
+  }
+
+  private onAltStack(sp: bigint): boolean {
+    const { sp: base, size, flags } = this.altStack;
+    return !(flags & SS_DISABLE) && sp > base && sp - base <= size;
+  }
+
+  private setupFrame(info: SignalInfo): boolean {
+    const { registers, process } = this;
+    const signal = info.signal;
+    const actions = process.signalActions;
+    const base = signal * 4;
+    const handler = actions.table[base]!;
+    const flags = Number(actions.table[base + 1]! & 0xffff_ffffn);
+    const restorer = actions.table[base + 2]!;
+    const mask = actions.table[base + 3]!;
+
+    const sp = registers.getRegister("sp");
+    const onAlt = this.onAltStack(sp);
+    let top = sp;
+    if (flags & SA_ONSTACK && !(this.altStack.flags & SS_DISABLE) && !onAlt)
+      top = this.altStack.sp + this.altStack.size;
+    const record = (top - BigInt(FRAME_RECORD_SIZE)) & ~15n;
+    const frame = record - BigInt(RT_SIGFRAME_SIZE);
+    const frameAddress = Number(frame);
+    const end = Number(record) + FRAME_RECORD_SIZE;
+    if (frame < 0n || !this.memory.check(frameAddress, end - frameAddress, true)) return false;
+
+    const bytes = this.memory.bytes;
+    bytes.fill(0, frameAddress, end);
+    const view = new DataView(bytes.buffer, bytes.byteOffset + frameAddress, end - frameAddress);
+    // siginfo
+    view.setInt32(SIGINFO.signo, signal, true);
+    view.setInt32(SIGINFO.code, info.code, true);
+    if (info.address !== undefined) view.setBigUint64(SIGINFO.addr, BigInt(info.address), true);
+    else if (info.pid !== undefined) {
+      view.setInt32(SIGINFO.pid, info.pid, true);
+      view.setUint32(SIGINFO.uid, info.uid ?? 0, true);
+    }
+    // ucontext
+    const uc = SIGINFO_SIZE;
+    const altFlags = this.altStack.flags & SS_DISABLE ? SS_DISABLE : onAlt ? SS_ONSTACK : 0;
+    view.setBigUint64(uc + UCONTEXT.stack + STACK_T.sp, this.altStack.sp, true);
+    view.setInt32(uc + UCONTEXT.stack + STACK_T.flags, altFlags, true);
+    view.setBigUint64(uc + UCONTEXT.stack + STACK_T.size, this.altStack.size, true);
+    view.setBigUint64(uc + UCONTEXT.sigmask, this.thread.blocked, true);
+    const mc = uc + UCONTEXT.mcontext;
+    view.setBigUint64(mc + SIGCONTEXT.faultAddress, BigInt(info.address ?? 0), true);
+    for (let i = 0; i < 31; i++)
+      view.setBigUint64(mc + SIGCONTEXT.regs + i * 8, registers.getRegister(GENERAL[i]!), true);
+    view.setBigUint64(mc + SIGCONTEXT.sp, sp, true);
+    view.setBigUint64(mc + SIGCONTEXT.pc, registers.getRegister("pc"), true);
+    // EL0t with the condition flags: the only PSTATE state user space has.
+    view.setBigUint64(mc + SIGCONTEXT.pstate, registers.getRegister("nzcv") & 0xf000_0000n, true);
+    let record_ = mc + SIGCONTEXT.reserved;
+    view.setUint32(record_, FPSIMD_MAGIC, true);
+    view.setUint32(record_ + 4, FPSIMD_CONTEXT_SIZE, true);
+    view.setUint32(record_ + FPSIMD.fpsr, Number(registers.getRegister("fpsr") & 0xffff_ffffn), true);
+    view.setUint32(record_ + FPSIMD.fpcr, Number(registers.getRegister("fpcr") & 0xffff_ffffn), true);
+    for (let i = 0; i < 32; i++) {
+      new Uint8Array(view.buffer, view.byteOffset + record_ + FPSIMD.vregs + i * 16, 16).set(
+        registers.getVector(i),
+      );
+    }
+    record_ += FPSIMD_CONTEXT_SIZE;
+    if (info.esr !== undefined) {
+      view.setUint32(record_, ESR_MAGIC, true);
+      view.setUint32(record_ + 4, ESR_CONTEXT_SIZE, true);
+      view.setBigUint64(record_ + 8, BigInt(info.esr), true);
+      record_ += ESR_CONTEXT_SIZE;
+    }
+    // The terminator record is the zeroes already there.
+    // frame record {fp, lr}
+    const recordOffset = Number(record) - frameAddress;
+    view.setBigUint64(recordOffset, registers.getRegister("x29"), true);
+    view.setBigUint64(recordOffset + 8, registers.getRegister("x30"), true);
+
+    registers.setRegister("x0", BigInt(signal));
+    if (flags & SA_SIGINFO) {
+      registers.setRegister("x1", frame);
+      registers.setRegister("x2", frame + BigInt(uc));
+    }
+    registers.setRegister("sp", frame);
+    registers.setRegister("x29", record);
+    registers.setRegister("x30", flags & SA_RESTORER ? restorer : this.sigreturnTrampoline);
+    registers.setRegister("pc", handler);
+
+    const thread = this.thread;
+    thread.blocked = (thread.blocked | mask | (flags & SA_NODEFER ? 0n : bit(signal))) & ~UNBLOCKABLE;
+    if (flags & SA_RESETHAND) actions.write(signal, SIG_DFL, BigInt(flags & ~SA_SIGINFO), restorer, mask);
+    if (this.altStack.flags & SS_AUTODISARM && flags & SA_ONSTACK && !onAlt)
+      this.altStack = { sp: 0n, size: 0n, flags: SS_DISABLE };
+    return true;
+  }
+
+  /**
+   * rt_sigreturn: restore the registers, signal mask, FP/SIMD state and alternate stack saved in the frame at SP.
+   * Returns the restored X0, or null for a bad frame (the caller then kills with SIGSEGV, as Linux does).
+   */
+  sigreturn(): bigint | null {
+    const { registers } = this;
+    const frame = registers.getRegister("sp");
+    if (frame & 15n) return null;
+    const frameAddress = Number(frame);
+    if (!this.memory.check(frameAddress, RT_SIGFRAME_SIZE, false)) return null;
+    const view = new DataView(
+      this.memory.bytes.buffer,
+      this.memory.bytes.byteOffset + frameAddress,
+      RT_SIGFRAME_SIZE,
+    );
+    const uc = SIGINFO_SIZE;
+    const mc = uc + UCONTEXT.mcontext;
+    const reserved = mc + SIGCONTEXT.reserved;
+    if (
+      view.getUint32(reserved, true) !== FPSIMD_MAGIC ||
+      view.getUint32(reserved + 4, true) !== FPSIMD_CONTEXT_SIZE
+    )
+      return null;
+    const pstate = view.getBigUint64(mc + SIGCONTEXT.pstate, true);
+    // Only AArch64 EL0t is a valid user state (valid_user_regs): M[4:0] must be 0.
+    if ((pstate & 0x1fn) !== 0n) return null;
+
+    const thread = this.thread;
+    thread.blocked = view.getBigUint64(uc + UCONTEXT.sigmask, true) & ~UNBLOCKABLE;
+    for (let i = 0; i < 31; i++)
+      registers.setRegister(GENERAL[i]!, view.getBigUint64(mc + SIGCONTEXT.regs + i * 8, true));
+    registers.setRegister("sp", view.getBigUint64(mc + SIGCONTEXT.sp, true));
+    registers.setRegister("pc", view.getBigUint64(mc + SIGCONTEXT.pc, true));
+    registers.setRegister("nzcv", pstate & 0xf000_0000n);
+    registers.setRegister("fpsr", BigInt(view.getUint32(reserved + FPSIMD.fpsr, true)));
+    registers.setRegister("fpcr", BigInt(view.getUint32(reserved + FPSIMD.fpcr, true)));
+    for (let i = 0; i < 32; i++) {
+      registers.setVector(
+        i,
+        new Uint8Array(view.buffer, view.byteOffset + reserved + FPSIMD.vregs + i * 16, 16).slice(),
+      );
+    }
+    // restore_altstack: applied with sigaltstack's own rules; Linux ignores its errors (all but EFAULT).
+    const ss = uc + UCONTEXT.stack;
+    this.setAltStack(
+      view.getBigUint64(ss + STACK_T.sp, true),
+      view.getInt32(ss + STACK_T.flags, true),
+      view.getBigUint64(ss + STACK_T.size, true),
+      registers.getRegister("sp"),
+    );
+    return view.getBigUint64(mc + SIGCONTEXT.regs, true);
+  }
+
+  /** sigaltstack(2)'s core: returns 0 or -errno (EPERM while on the stack, EINVAL, ENOMEM). */
+  setAltStack(sp: bigint, flags: number, size: bigint, currentSp: bigint): number {
+    if (this.onAltStack(currentSp)) return -1; // EPERM
+    const mode = flags & ~SS_AUTODISARM;
+    if (mode !== 0 && mode !== SS_ONSTACK && mode !== SS_DISABLE) return -22; // EINVAL
+    if (mode === SS_DISABLE) {
+      this.altStack = { sp: 0n, size: 0n, flags: SS_DISABLE };
+      return 0;
+    }
+    if (size < BigInt(MINSIGSTKSZ)) return -12; // ENOMEM
+    this.altStack = { sp, size, flags: flags & SS_AUTODISARM };
+    return 0;
+  }
+
+  /** The stack_t sigaltstack reports for the current state. */
+  altStackFlags(currentSp: bigint): number {
+    if (this.altStack.flags & SS_DISABLE) return SS_DISABLE;
+    return (this.onAltStack(currentSp) ? SS_ONSTACK : 0) | (this.altStack.flags & SS_AUTODISARM);
+  }
+
+  /** Signals 1..64 are valid. */
+  static valid(signal: number): boolean {
+    return signal >= 1 && signal <= NSIG;
+  }
+}

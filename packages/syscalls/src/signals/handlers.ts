@@ -1,0 +1,98 @@
+/**
+ * Signal syscalls that need the registers or deliver: rt_sigreturn, sigaltstack, kill, tkill, tgkill.
+ * (rt_sigaction and rt_sigprocmask only keep state: they live in handlers/signal.ts.)
+ * Signals to this process are made pending and delivered by the runtime when the syscall returns.
+ */
+import { NR } from "../abi/syscalls.ts";
+import type { SyscallHandler } from "../context.ts";
+import type { Dispatcher } from "../dispatch.ts";
+import { SI_TKILL, SI_USER, STACK_T } from "./abi.ts";
+import { type RegisterAccess, SignalDelivery } from "./delivery.ts";
+
+const EPERM = 1;
+const ESRCH = 3;
+const EFAULT = 14;
+const EINVAL = 22;
+
+export function registerSignalHandlers(
+  dispatcher: Dispatcher,
+  signals: SignalDelivery,
+  registers: RegisterAccess,
+): void {
+  const rtSigreturn: SyscallHandler = () => {
+    const x0 = signals.sigreturn();
+    if (x0 === null) return { control: "bad-signal-frame" };
+    return { control: "registers-set" };
+  };
+
+  const sigaltstack: SyscallHandler = (args, ctx) => {
+    const newAddress = args.ptr(0);
+    const oldAddress = args.ptr(1);
+    const sp = registers.getRegister("sp");
+    let old: Uint8Array | null = null;
+    if (oldAddress !== 0) {
+      const view = ctx.memory.viewBytes(oldAddress, STACK_T.sizeof, true);
+      if (typeof view === "number") return -EFAULT;
+      old = view;
+    }
+    const before = { ...signals.altStack, flags: signals.altStackFlags(sp) };
+    if (newAddress !== 0) {
+      const view = ctx.memory.viewBytes(newAddress, STACK_T.sizeof, false);
+      if (typeof view === "number") return -EFAULT;
+      const data = new DataView(view.buffer, view.byteOffset, STACK_T.sizeof);
+      const result = signals.setAltStack(
+        data.getBigUint64(STACK_T.sp, true),
+        data.getInt32(STACK_T.flags, true),
+        data.getBigUint64(STACK_T.size, true),
+        sp,
+      );
+      if (result === -1) return -EPERM;
+      if (result < 0) return result;
+    }
+    if (old) {
+      const data = new DataView(old.buffer, old.byteOffset, STACK_T.sizeof);
+      data.setBigUint64(STACK_T.sp, before.sp, true);
+      data.setInt32(STACK_T.flags, before.flags, true);
+      data.setUint32(STACK_T.flags + 4, 0, true);
+      data.setBigUint64(STACK_T.size, before.size, true);
+    }
+    return 0;
+  };
+
+  const kill: SyscallHandler = (args, ctx) => {
+    const pid = args.int(0);
+    const signal = args.int(1);
+    if (signal < 0 || signal > 64) return -EINVAL;
+    const self = ctx.process.pid;
+    // Only this process is reachable for now: 0 (own group) and -1 (everyone) include it; other processes
+    // arrive with the processes issue.
+    if (pid !== self && pid !== 0 && pid !== -1 && pid !== -self) return -ESRCH;
+    if (signal !== 0) signals.raise({ signal, code: SI_USER, pid: self, uid: ctx.process.uid });
+    return 0;
+  };
+
+  const toThread = (
+    tgid: number | null,
+    tid: number,
+    signal: number,
+    ctxPid: number,
+    uid: number,
+  ): number => {
+    if (signal < 0 || signal > 64 || tid <= 0 || (tgid !== null && tgid <= 0)) return -EINVAL;
+    if ((tgid !== null && tgid !== ctxPid) || tid !== ctxPid) return -ESRCH;
+    if (signal !== 0) signals.raise({ signal, code: SI_TKILL, pid: ctxPid, uid });
+    return 0;
+  };
+  const tkill: SyscallHandler = (args, ctx) =>
+    toThread(null, args.int(0), args.int(1), ctx.process.pid, ctx.process.uid);
+  const tgkill: SyscallHandler = (args, ctx) =>
+    toThread(args.int(0), args.int(1), args.int(2), ctx.process.pid, ctx.process.uid);
+
+  dispatcher.registerHandler(NR.rt_sigreturn, "rt_sigreturn", rtSigreturn);
+  dispatcher.registerHandler(NR.sigaltstack, "sigaltstack", sigaltstack);
+  dispatcher.registerHandler(NR.kill, "kill", kill);
+  dispatcher.registerHandler(NR.tkill, "tkill", tkill);
+  dispatcher.registerHandler(NR.tgkill, "tgkill", tgkill);
+}
+
+export { SI_USER, SignalDelivery };
