@@ -3,7 +3,7 @@
  * exit loop. Syscalls are dispatched in place from the backend (no run() round trip); run() returns only
  * for faults, undefined instructions, breakpoints and exit.
  */
-import { writeSync } from "node:fs";
+import { statSync, writeSync } from "node:fs";
 import type { Backend, Vcpu, Vm } from "@guest/hvf-bindings";
 import { SYSCALL_LEAVE, SYSCALL_RESUME } from "@guest/hvf-bindings";
 import {
@@ -19,10 +19,14 @@ import {
 import {
   AddressSpace,
   createGuestRuntime,
+  type DeliveryOutcome,
   type GuestRuntime,
+  PROT_EXEC,
   PROT_READ,
   PROT_WRITE,
   SIGNAL_NAMES,
+  type SignalInfo,
+  signalFrameAbi as sig,
 } from "@guest/syscalls";
 import {
   GUEST_MEMORY_SIZE,
@@ -32,6 +36,7 @@ import {
   RESERVED_START,
   STACK_SIZE,
   STACK_TOP,
+  VDSO_BASE,
 } from "./layout.ts";
 
 export interface GuestOptions {
@@ -57,10 +62,6 @@ export function outcomeToExitCode(outcome: GuestOutcome): number {
   return outcome.kind === "exited" ? outcome.status & 0xff : 128 + outcome.signal;
 }
 
-const SIGILL = 4;
-const SIGTRAP = 5;
-const SIGSEGV = 11;
-
 export class GuestProcess {
   readonly vm: Vm;
   readonly vcpu: Vcpu;
@@ -82,6 +83,7 @@ export class GuestProcess {
         space: this.space,
         memory: this.vm.memory,
         exePath: options.executablePath,
+        registers: this.vcpu,
         trace: options.trace,
       });
       this.load(image);
@@ -99,16 +101,33 @@ export class GuestProcess {
       minAddress: MMAP_MIN_ADDR,
       maxAddress: STACK_TOP - STACK_SIZE,
     });
-    for (const segment of plan.mappings) {
-      // Map writable first so the loader can copy; the segment's own prot is applied right after.
-      const mapped = space.mapFixed({
-        start: segment.start,
-        length: segment.end - segment.start,
-        prot: PROT_READ | PROT_WRITE,
-        name: options.executablePath,
-      });
-      if (mapped < 0)
-        throw new Error(`cannot map segment at 0x${segment.start.toString(16)} (errno ${-mapped})`);
+    // Each mapping is a private file mapping of the executable up to the end of its file-backed bytes (as
+    // /proc/self/maps shows it: device, inode, offset, path); the rest (BSS pages past the file) is anonymous.
+    // Mapped writable first so the loader can copy; the segment's own prot is applied right after.
+    const identity = fileIdentity(options.executablePath);
+    for (const mapping of plan.mappings) {
+      const segment = plan.segments.find(
+        (candidate) => candidate.end > mapping.start && candidate.start < mapping.end,
+      );
+      const fileEnd = segment
+        ? Math.min(mapping.end, pageUp(segment.vaddr + segment.fileSize))
+        : mapping.start;
+      const fileOffset = segment ? segment.fileOffset - (segment.vaddr - mapping.start) : 0;
+      const pieces: Array<[number, number, boolean]> = [
+        [mapping.start, Math.max(mapping.start, fileEnd), true],
+        [Math.max(mapping.start, fileEnd), mapping.end, false],
+      ];
+      for (const [start, end, fromFile] of pieces) {
+        if (end <= start) continue;
+        const mapped = space.mapFixed({
+          start,
+          length: end - start,
+          prot: PROT_READ | PROT_WRITE,
+          file: fromFile && identity ? { ...identity, offset: fileOffset } : undefined,
+          name: fromFile ? options.executablePath : undefined,
+        });
+        if (mapped < 0) throw new Error(`cannot map the image at 0x${start.toString(16)} (errno ${-mapped})`);
+      }
     }
     writeSegments(plan, options.executable, vm.memory.bytes);
     for (const segment of plan.mappings) {
@@ -117,6 +136,8 @@ export class GuestProcess {
         throw new Error(`cannot protect segment at 0x${segment.start.toString(16)} (errno ${-result})`);
     }
     space.initBrk(plan.imageEnd);
+
+    this.mapVdso();
 
     const stackBottom = STACK_TOP - STACK_SIZE;
     const stack = space.mapFixed({
@@ -158,9 +179,28 @@ export class GuestProcess {
     this.vcpu.setRegister("pc", BigInt(plan.entry));
   }
 
+  /**
+   * The [vdso] page. For now it holds only the rt_sigreturn trampoline that signal handlers return through
+   * (AT_SYSINFO_EHDR is not passed: there is no vDSO ELF image yet, so libc uses the syscalls directly).
+   */
+  private mapVdso(): void {
+    const result = this.space.mapFixed({
+      start: VDSO_BASE,
+      length: 4096,
+      prot: PROT_READ | PROT_EXEC,
+      name: "[vdso]",
+    });
+    if (result < 0) throw new Error(`cannot map [vdso] (errno ${-result})`);
+    const code = new DataView(this.vm.memory.bytes.buffer, VDSO_BASE, 8);
+    code.setUint32(0, 0xd2801168, true); // mov x8, #139 (rt_sigreturn)
+    code.setUint32(4, 0xd4000001, true); // svc #0
+    this.runtime.signals.sigreturnTrampoline = BigInt(VDSO_BASE);
+  }
+
   /** Run to completion. */
   run(): GuestOutcome {
     const { vcpu, runtime, space } = this;
+    const signals = runtime.signals;
     const frame = vcpu.syscallFrame;
     vcpu.setSyscallHandler(() => {
       const result = runtime.dispatch(frame);
@@ -168,49 +208,117 @@ export class GuestProcess {
       if (typeof result === "number") {
         frame[0] = result >>> 0;
         frame[1] = result < 0 ? 0xffffffff : Math.floor(result / 0x1_0000_0000) >>> 0;
-        return SYSCALL_RESUME;
-      }
-      if (typeof result === "bigint") {
+      } else if (typeof result === "bigint") {
         frame[0] = Number(result & 0xffffffffn);
         frame[1] = Number((result >> 32n) & 0xffffffffn);
-        return SYSCALL_RESUME;
-      }
-      if (result.control === "exit") {
-        this.exitStatus = result.status;
+      } else if (result.control === "exit") {
+        this.outcome = { kind: "exited", status: result.status };
         return SYSCALL_LEAVE;
+      } else if (result.control === "bad-signal-frame") {
+        this.outcome = this.killedBy(sig.SIGSEGV, "rt_sigreturn found no valid signal frame");
+        return SYSCALL_LEAVE;
+      } else {
+        // rt_sigreturn (and later execve) set every register: X0 too, and the core writes X0 from the frame.
+        this.setFrameX0(vcpu.getRegister("x0"));
       }
-      return SYSCALL_LEAVE;
+      if (signals.anyPending) return this.deliverAtSyscallReturn();
+      return SYSCALL_RESUME;
     });
     try {
       for (;;) {
         const exit = vcpu.run();
+        if (this.outcome) return this.outcome;
         switch (exit.kind) {
           case "stopped":
           case "syscall":
-            if (this.exitStatus !== null) return { kind: "exited", status: this.exitStatus };
             continue;
           case "fault":
-            return this.killedBy(
-              SIGSEGV,
-              `${exit.access} ${exit.mapped ? "not permitted" : "of unmapped memory"} at page 0x${exit.address.toString(16)}, pc 0x${vcpu.getRegister("pc").toString(16)}`,
+            this.outcome = this.settle(
+              signals.deliverFault(this.faultInfo(exit.address, exit.access, exit.mapped)),
             );
+            break;
           case "undefined-instruction":
-            return this.killedBy(SIGILL, `undefined instruction at pc 0x${exit.pc.toString(16)}`);
+            this.outcome = this.settle(
+              signals.deliverFault({ signal: sig.SIGILL, code: sig.ILL_ILLOPC, address: exit.pc }),
+            );
+            break;
           case "breakpoint":
-            return this.killedBy(SIGTRAP, `breakpoint at pc 0x${exit.pc.toString(16)}`);
+            this.outcome = this.settle(
+              signals.deliverFault({ signal: sig.SIGTRAP, code: sig.TRAP_BRKPT, address: exit.pc }),
+            );
+            break;
           case "backend-error":
             throw new Error(exit.message);
         }
+        if (this.outcome) return this.outcome;
       }
     } finally {
       vcpu.setSyscallHandler(null);
     }
   }
 
+  private outcome: GuestOutcome | null = null;
+
+  private setFrameX0(value: bigint): void {
+    const frame = this.vcpu.syscallFrame;
+    frame[0] = Number(value & 0xffffffffn);
+    frame[1] = Number((value >> 32n) & 0xffffffffn);
+  }
+
+  /**
+   * A signal became deliverable during the syscall (kill/raise to self, a mask that unblocked one): the
+   * interrupted state is "the syscall returned X0", so X0 goes to the register before the frame is built.
+   */
+  private deliverAtSyscallReturn(): number {
+    const frame = this.vcpu.syscallFrame;
+    this.vcpu.setRegister("x0", (BigInt(frame[1]!) << 32n) | BigInt(frame[0]!));
+    const outcome = this.runtime.signals.deliverPending();
+    const settled = this.settle(outcome);
+    if (settled) {
+      this.outcome = settled;
+      return SYSCALL_LEAVE;
+    }
+    // The handler's registers are set; the core writes X0 (now the signal number) from the frame.
+    this.setFrameX0(this.vcpu.getRegister("x0"));
+    return SYSCALL_RESUME;
+  }
+
+  /** Turn a delivery outcome into the end of the process, or null to keep running. */
+  private settle(outcome: DeliveryOutcome): GuestOutcome | null {
+    if (outcome.kind === "terminate")
+      return this.killedBy(outcome.signal, outcome.core ? "core dumped" : "terminated");
+    if (outcome.kind === "stop") {
+      // Default action of SIGSTOP/SIGTSTP/SIGTTIN/SIGTTOU: stop for real, so a shell's job control sees it.
+      process.kill(process.pid, "SIGSTOP");
+      return null;
+    }
+    return null;
+  }
+
+  /** SIGSEGV for an access Linux would fault: MAPERR where nothing is mapped, ACCERR where the mapping forbids it. */
+  private faultInfo(address: number, access: "read" | "write" | "exec", mapped: boolean): SignalInfo {
+    const region = this.space.regions.find(address);
+    const inRegion = region !== undefined && region.start <= address;
+    // A guard page is a fault with nothing behind it (a PTE marker): SEGV_MAPERR, as on Linux.
+    const guard = inRegion && region.mayHoldGuards && this.space.tables.isGuard(address - (address % 4096));
+    const code = (inRegion || mapped) && !guard ? sig.SEGV_ACCERR : sig.SEGV_MAPERR;
+    const fsc = code === sig.SEGV_ACCERR ? sig.FSC_PERMISSION_L3 : sig.FSC_TRANSLATION_L3;
+    const esr =
+      access === "exec"
+        ? (sig.ESR_EC_IABT_LOWER << 26) | sig.ESR_IL | fsc
+        : (sig.ESR_EC_DABT_LOWER << 26) | sig.ESR_IL | (access === "write" ? sig.ESR_WNR : 0) | fsc;
+    return { signal: sig.SIGSEGV, code, address, esr: esr >>> 0 };
+  }
+
   private killedBy(signal: number, detail: string): GuestOutcome {
-    this.options.trace?.(`--- ${SIGNAL_NAMES[signal] ?? `signal ${signal}`} (${detail}) ---`);
-    this.options.trace?.(`+++ killed by ${SIGNAL_NAMES[signal] ?? `signal ${signal}`} +++`);
-    return { kind: "signaled", signal, detail };
+    const name = SIGNAL_NAMES[signal] ?? `signal ${signal}`;
+    const where =
+      signal === sig.SIGSEGV || signal === sig.SIGBUS
+        ? `, pc 0x${this.vcpu.getRegister("pc").toString(16)}`
+        : "";
+    this.options.trace?.(`--- ${name} (${detail}${where}) ---`);
+    this.options.trace?.(`+++ killed by ${name} +++`);
+    return { kind: "signaled", signal, detail: `${detail}${where}` };
   }
 
   destroy(): void {
@@ -223,6 +331,18 @@ export class GuestProcess {
  * Trace lines go to the runtime's own stderr, which Bun makes non-blocking: a full pipe answers EAGAIN, so
  * wait briefly and retry instead of losing lines or failing the run.
  */
+const pageUp = (n: number): number => Math.ceil(n / 4096) * 4096;
+
+/** Device and inode of the executable, for its mappings (null if it cannot be stat'ed, e.g. the built-in demo). */
+function fileIdentity(path: string): { dev: number; inode: number; path: string } | null {
+  try {
+    const stat = statSync(path);
+    return { dev: stat.dev, inode: stat.ino, path };
+  } catch {
+    return null;
+  }
+}
+
 export function traceToStderr(line: string): void {
   let pending = Buffer.from(`${line}\n`);
   while (pending.length > 0) {

@@ -17,3 +17,5 @@ export const STACK_TOP = RESERVED_START - 0x10000;
 export const STACK_SIZE = 8 * 1024 * 1024;
 /** Linux keeps at least 128 MiB between the stack top and mmap_base (mm/util.c mmap_base, MIN_GAP). */
 export const MMAP_BASE = STACK_TOP - 128 * 1024 * 1024;
+/** The [vdso] page (one page just above the top-down mmap area): holds the rt_sigreturn trampoline. */
+export const VDSO_BASE = MMAP_BASE;
