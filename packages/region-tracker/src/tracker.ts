@@ -207,21 +207,21 @@ export class RegionTracker {
    * Add `region`, replacing whatever overlaps it (MAP_FIXED semantics: callers wanting
    * MAP_FIXED_NOREPLACE check overlapping() first), merging with equal neighbours.
    */
-  insert(region: Region): number {
+  insert(region: Region, limit: number = this.maxCount): number {
     checkRange(region.start, region.end);
-    return this.mutate(region.start, region.end, region, null);
+    return this.mutate(region.start, region.end, region, null, limit);
   }
 
   /** Remove [start, end) (splitting regions at the edges). Unmapping nothing is fine. */
-  remove(start: number, end: number): number {
+  remove(start: number, end: number, limit: number = this.maxCount): number {
     checkRange(start, end);
-    return this.mutate(start, end, null, null);
+    return this.mutate(start, end, null, null, limit);
   }
 
   /** Apply `change` to every region piece within [start, end) (splits at the edges, then re-merges). */
-  update(start: number, end: number, change: RegionChange): number {
+  update(start: number, end: number, change: RegionChange, limit: number = this.maxCount): number {
     checkRange(start, end);
-    return this.mutate(start, end, null, change);
+    return this.mutate(start, end, null, change, limit);
   }
 
   /** Drop every region (execve). */
@@ -235,7 +235,17 @@ export class RegionTracker {
   // ---------------------------------------------------------------------------------------------------
   // Internals
 
-  private mutate(start: number, end: number, inserted: Region | null, change: RegionChange | null): number {
+  /**
+   * `limit`: the most regions the result may have (default maxCount). Callers that follow Linux pass a higher
+   * one for mmap, which may take the count to max_map_count + 1, while splits stop at max_map_count.
+   */
+  private mutate(
+    start: number,
+    end: number,
+    inserted: Region | null,
+    change: RegionChange | null,
+    limit: number = this.maxCount,
+  ): number {
     if (end <= start) return 0;
     // The window: the last region starting below `start` (left neighbour or straddler), then every
     // region starting at or before `end` (the last one may be the right neighbour).
@@ -243,7 +253,7 @@ export class RegionTracker {
     if (this.pi < 0 && !this.advance()) {
       // Empty tracker.
       if (inserted === null) return 0;
-      if (this.maxCount < 1) return -ENOMEM;
+      if (limit < 1) return -ENOMEM;
       this.leaves = [[inserted]];
       this.leafStarts = [inserted.start];
       this.keys = [[inserted.start]];
@@ -290,7 +300,7 @@ export class RegionTracker {
     if (inserted !== null && !placed) out.push(inserted);
     if (!touched) return 0; // an update that changes nothing: no splits either
     const merged = mergeRun(out);
-    if (this.total - window.length + merged.length > this.maxCount) return -ENOMEM;
+    if (this.total - window.length + merged.length > limit) return -ENOMEM;
     this.replace(firstLeaf, firstIndex, window.length, merged);
     return 0;
   }

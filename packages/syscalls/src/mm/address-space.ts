@@ -35,6 +35,7 @@ import {
   MAP_SHARED_VALIDATE,
   MAP_TYPE,
   MAP_VALIDATE_KNOWN,
+  MAX_MAP_COUNT,
   MCL_CURRENT,
   MCL_FUTURE,
   MCL_ONFAULT,
@@ -138,7 +139,8 @@ export class AddressSpace {
   ) {
     const poolSize = backend.memory.size - layout.reservedStart;
     this.tables = new PageTable({ memory: backend.memory.bytes, poolBase: layout.reservedStart, poolSize });
-    this.regions = new RegionTracker();
+    // Splits stop at vm.max_map_count; mmap may add one more (see mapFixed).
+    this.regions = new RegionTracker({ maxCount: MAX_MAP_COUNT });
     backend.setTranslationRoot(this.tables.rootAddress);
   }
 
@@ -209,6 +211,8 @@ export class AddressSpace {
     const { start, length } = request;
     if (!isAligned(start) || !isAligned(length) || length === 0 || !this.inRange(start, length))
       return -EINVAL;
+    // do_mmap refuses only once the count is already past the limit (so one mmap may reach limit + 1).
+    if (this.regions.count > MAX_MAP_COUNT) return -ENOMEM;
     const replacing = this.regions.overlapping(start, start + length).next().done === false;
     const tableResult = this.tables.map(start, length, request.prot & PROT_ACCESS);
     if (tableResult < 0) return tableResult;
@@ -220,7 +224,7 @@ export class AddressSpace {
         return removed;
       }
     }
-    const inserted = this.regions.insert(this.newRegion(request));
+    const inserted = this.regions.insert(this.newRegion(request), MAX_MAP_COUNT + 1);
     if (inserted < 0) {
       this.tables.unmap(start, length);
       return inserted;
@@ -288,6 +292,7 @@ export class AddressSpace {
       // Without a host overlay stores could not reach the file: refuse rather than silently drop them.
       return -ENODEV;
     }
+    if (this.regions.count > MAX_MAP_COUNT) return -ENOMEM;
     let start: number;
     if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) {
       if (address % PAGE_SIZE !== 0) return -EINVAL;
