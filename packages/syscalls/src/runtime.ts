@@ -60,6 +60,7 @@ export function createGuestRuntime(options: GuestRuntimeOptions): GuestRuntime {
     signals,
     dispatch: dispatcher.dispatch,
     close: () => {
+      space.close();
       process.closeAll();
       closeProcFiles(process);
     },

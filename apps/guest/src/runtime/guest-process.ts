@@ -232,11 +232,16 @@ export class GuestProcess {
           case "stopped":
           case "syscall":
             continue;
-          case "fault":
-            this.outcome = this.settle(
-              signals.deliverFault(this.faultInfo(exit.address, exit.access, exit.mapped)),
-            );
+          case "fault": {
+            const bus = space.resolveBusFault(exit.address);
+            if (bus === "retry") continue; // the file grew over this page: run the instruction again
+            const info =
+              bus === "sigbus"
+                ? { signal: sig.SIGBUS, code: sig.BUS_ADRERR, address: exit.address }
+                : this.faultInfo(exit.address, exit.access, exit.mapped);
+            this.outcome = this.settle(signals.deliverFault(info));
             break;
+          }
           case "undefined-instruction":
             this.outcome = this.settle(
               signals.deliverFault({ signal: sig.SIGILL, code: sig.ILL_ILLOPC, address: exit.pc }),

@@ -6,8 +6,8 @@
  */
 import { EBADF, ENOENT } from "../abi/errno.ts";
 import type { SyscallContext } from "../context.ts";
-import { procFileSnapshot } from "../procfs.ts";
 import { SCRATCH_PATH_A } from "../host/host.ts";
+import { procFileSnapshot } from "../procfs.ts";
 
 /** Host address of a permanently empty C string (the last byte of the scratch area, never written). */
 export function emptyPath(ctx: SyscallContext): number {
@@ -72,7 +72,11 @@ function rewriteProc(ctx: SyscallContext, path: string, slot: number): number | 
   const synthetic = SYNTHETIC_PROC_FILE.exec(path);
   if (synthetic !== null) {
     const who = synthetic[1]!;
-    const self = who === "self" || who === "thread-self" || Number(who) === ctx.process.pid || ctx.process.threads.has(Number(who));
+    const self =
+      who === "self" ||
+      who === "thread-self" ||
+      Number(who) === ctx.process.pid ||
+      ctx.process.threads.has(Number(who));
     const snapshot = self ? procFileSnapshot(ctx.process, synthetic[2]!) : null;
     if (snapshot !== null) return ctx.host.cString(snapshot, slot);
   }

@@ -82,6 +82,20 @@ export interface MappableFile {
   size: number;
   /** Copy file bytes [offset, offset+length) to guest memory at `address`; returns bytes copied or -errno. */
   readInto(address: number, length: number, offset: number): number;
+  /**
+   * A reference to the open file that outlives the guest's fd (a mapping keeps its file, as a VMA does), or
+   * -errno. Private file mappings keep one to re-read pages (MADV_DONTNEED, guard removal, mremap growth).
+   */
+  retain(): FileReference | number;
+}
+
+export interface FileReference {
+  readInto(address: number, length: number, offset: number): number;
+  /** The file's current size, or -errno. */
+  size(): number;
+  /** The reference's own host fd (shared mappings re-overlay pages that become valid). */
+  readonly hostFd: number;
+  release(): void;
 }
 
 export interface AddressSpaceLayout {
@@ -128,10 +142,14 @@ export class AddressSpace {
   /** Files mapped MAP_SHARED through a writable fd, by "dev:inode" (mprotect may then grant PROT_WRITE). */
   private readonly writableSharedFiles = new Set<string>();
   /** Private file mappings keep a way to read their file (mremap growth reads the next bytes). */
-  private readonly fileReaders = new Map<
-    number,
-    (address: number, length: number, offset: number) => number
-  >();
+  private readonly fileReaders = new Map<number, FileReference>();
+  /**
+   * Pages of file mappings that lie past the end of their file: guard-marked, so an access faults, and
+   * resolved by resolveBusFault() (SIGBUS, or the page became part of the file and is filled in).
+   */
+  private busPages: Array<{ start: number; end: number }> = [];
+  /** Bytes of guest memory still mapped through each file reference: released when it reaches zero. */
+  private readonly fileReferenceBytes = new Map<FileReference, number>();
 
   constructor(
     private readonly backend: AddressSpaceBackend,
@@ -166,9 +184,23 @@ export class AddressSpace {
 
   /** release() for regions already removed from the tracker. */
   private releaseRegions(regions: readonly Region[], start: number, end: number): void {
+    if (this.busPages.length > 0) {
+      const kept: Array<{ start: number; end: number }> = [];
+      for (const range of this.busPages) {
+        if (range.end <= start || range.start >= end) kept.push(range);
+        else {
+          if (range.start < start) kept.push({ start: range.start, end: start });
+          if (range.end > end) kept.push({ start: end, end: range.end });
+        }
+      }
+      this.busPages = kept;
+    }
     const memory = this.backend.memory;
     let cursor = start;
     for (const region of regions) {
+      if (region.file && !region.flags.shared) {
+        this.detachFileBytes(region, Math.max(region.start, start), Math.min(region.end, end));
+      }
       if (!(region.flags.shared && !region.flags.anonymous) || !memory.unmapSharedFile) continue;
       const from = Math.max(region.start, start);
       const to = Math.min(region.end, end);
@@ -322,6 +354,15 @@ export class AddressSpace {
       locked: (flags & MAP_LOCKED) !== 0 || this.lockFuture,
     });
     if (result < 0) return result;
+    if (file) {
+      const region = this.regions.find(start);
+      const reference = file.retain();
+      if (region && typeof reference !== "number")
+        this.attachFileReference(region.mappingId, reference, size);
+      // Pages wholly past the end of the file raise SIGBUS (as on Linux), until the file grows.
+      const backedEnd = start + Math.min(size, Math.max(0, pageUp(file.size - offset)));
+      if (backedEnd < start + size) this.markPastEnd(backedEnd, start + size);
+    }
     if (file && overlay) {
       // Backed by the host file up to its last page; pages past the end stay zero-filled memory.
       const backed = Math.min(size, Math.max(0, pageUp(file.size - offset)));
@@ -339,9 +380,6 @@ export class AddressSpace {
         this.munmap(start, size);
         return copied;
       }
-      const region = this.regions.find(start);
-      if (region)
-        this.fileReaders.set(region.mappingId, (address, length, at) => file.readInto(address, length, at));
     }
     return start;
   }
@@ -485,7 +523,10 @@ export class AddressSpace {
       ) {
         const result = this.mapFixed(attributes(tail, growth, fileOffsetAt(tail)));
         if (result < 0) return result;
-        if (region.file && !region.flags.shared) this.fillFromFile(region, tail, growth);
+        if (region.file && !region.flags.shared) {
+          this.shareFileReference(region, tail, growth);
+          this.fillFromFile(region, tail, growth);
+        }
         return oldAddress;
       }
       if (!(flags & MREMAP_MAYMOVE)) return -ENOMEM;
@@ -500,6 +541,7 @@ export class AddressSpace {
     }
     const result = this.mapFixed(attributes(destination, newSize, fileOffsetAt(oldAddress)));
     if (result < 0) return result;
+    if (region.file && !region.flags.shared) this.shareFileReference(region, destination, newSize);
     const bytes = this.backend.memory.bytes;
     bytes.copyWithin(destination, oldAddress, oldAddress + Math.min(oldSize, newSize));
     if (region.mayHoldGuards) {
@@ -529,7 +571,105 @@ export class AddressSpace {
   private fillFromFile(region: Region, address: number, length: number, offset?: number): void {
     const reader = region.file ? this.fileReaders.get(region.mappingId) : undefined;
     if (!reader || !region.file) return;
-    reader(address, length, offset ?? region.file.offset + (address - region.start));
+    reader.readInto(address, length, offset ?? region.file.offset + (address - region.start));
+  }
+
+  private markPastEnd(start: number, end: number): void {
+    this.regions.update(start, end, { mayHoldGuards: true });
+    this.tables.installGuard(start, end - start);
+    this.busPages.push({ start, end });
+  }
+
+  private busRangeIndex(address: number): number {
+    return this.busPages.findIndex((range) => address >= range.start && address < range.end);
+  }
+
+  /**
+   * A fault at `address`: null when it is not a page past the end of a mapped file; "sigbus" when it still is;
+   * "retry" when the file has grown to cover it (the page now shows the file and the access can be retried).
+   */
+  resolveBusFault(address: number): "sigbus" | "retry" | null {
+    const index = this.busRangeIndex(address);
+    if (index < 0) return null;
+    const page = address - (address % PAGE_SIZE);
+    const region = this.regions.find(page);
+    const reference = region ? this.fileReaders.get(region.mappingId) : undefined;
+    if (!region?.file || !reference) return "sigbus";
+    const fileOffset = region.file.offset + (page - region.start);
+    const size = reference.size();
+    if (size < 0 || fileOffset >= size) return "sigbus";
+    // The file now covers this page: it leaves the bus range and shows the file.
+    const range = this.busPages[index]!;
+    this.busPages.splice(index, 1);
+    if (range.start < page) this.busPages.push({ start: range.start, end: page });
+    if (page + PAGE_SIZE < range.end) this.busPages.push({ start: page + PAGE_SIZE, end: range.end });
+    this.tables.removeGuard(page, PAGE_SIZE);
+    const memory = this.backend.memory;
+    if (region.flags.shared && memory.mapSharedFile) {
+      memory.mapSharedFile(
+        page,
+        PAGE_SIZE,
+        reference.hostFd,
+        fileOffset,
+        this.writableSharedFiles.has(`${region.file.dev}:${region.file.inode}`),
+      );
+    } else {
+      reference.readInto(page, PAGE_SIZE, fileOffset);
+    }
+    this.commit();
+    return "retry";
+  }
+
+  /**
+   * The guest changed a file's size (ftruncate): shared mappings of it must not keep host file pages past the
+   * new end (the host would fault on them); those pages become SIGBUS pages, as they are on Linux.
+   */
+  fileResized(dev: number, inode: number, size: number): void {
+    for (const region of this.regions.toArray()) {
+      const file = region.file;
+      if (!file || file.dev !== dev || file.inode !== inode || !region.flags.shared) continue;
+      const validEnd = region.start + Math.max(0, pageUp(size - file.offset));
+      const from = Math.max(region.start, validEnd);
+      if (from >= region.end) continue;
+      const already = this.busPages.some((range) => range.start <= from && range.end >= region.end);
+      if (already) continue;
+      this.backend.memory.unmapSharedFile?.(from, region.end - from);
+      this.markPastEnd(from, region.end);
+    }
+    this.commit();
+  }
+
+  /** New pages [start, start+length) of the same file mapping as `from` (mremap) share its file reference. */
+  private shareFileReference(from: Region, start: number, length: number): void {
+    const reference = this.fileReaders.get(from.mappingId);
+    const target = this.regions.find(start);
+    if (reference && target) this.attachFileReference(target.mappingId, reference, length);
+  }
+
+  private attachFileReference(mappingId: number, reference: FileReference, bytes: number): void {
+    this.fileReaders.set(mappingId, reference);
+    this.fileReferenceBytes.set(reference, (this.fileReferenceBytes.get(reference) ?? 0) + bytes);
+  }
+
+  /** [from, to) of a region with a file reference left the address space: drop the reference when unused. */
+  private detachFileBytes(region: Region, from: number, to: number): void {
+    const reference = this.fileReaders.get(region.mappingId);
+    if (!reference) return;
+    const left = (this.fileReferenceBytes.get(reference) ?? 0) - (to - from);
+    if (left > 0) {
+      this.fileReferenceBytes.set(reference, left);
+      return;
+    }
+    this.fileReferenceBytes.delete(reference);
+    for (const [id, candidate] of this.fileReaders) if (candidate === reference) this.fileReaders.delete(id);
+    reference.release();
+  }
+
+  /** Close every file reference (process exit). */
+  close(): void {
+    for (const reference of this.fileReferenceBytes.keys()) reference.release();
+    this.fileReferenceBytes.clear();
+    this.fileReaders.clear();
   }
 
   /** Set up the heap right after the loaded image. */
@@ -598,24 +738,31 @@ export class AddressSpace {
         break;
       }
       case MADV.GUARD_INSTALL: {
-        if (!mapped) return -ENOMEM;
+        // Like Linux, walk the range: the mapped parts get guards, a hole reports ENOMEM at the end.
         for (const region of this.regions.overlapping(address, end)) {
           if (region.flags.locked || (region.name?.startsWith("[v") ?? false)) return -EINVAL; // mlock'ed, [vdso]/[vvar]
         }
-        // Mark the regions first (a split could hit the region limit): nothing changes if that fails.
-        const marked = this.regions.update(address, end, { mayHoldGuards: true });
-        if (marked < 0) return marked;
-        const guarded = this.tables.installGuard(address, size);
-        if (guarded < 0) return guarded;
-        // Populated pages are zapped as by MADV_DONTNEED: their contents are gone.
-        this.zap(address, end);
-        return 0;
+        for (const region of [...this.regions.overlapping(address, end)]) {
+          const from = Math.max(region.start, address);
+          const to = Math.min(region.end, end);
+          // Mark the region first (the sticky flag never splits: it is ignored when merging).
+          const marked = this.regions.update(from, to, { mayHoldGuards: true });
+          if (marked < 0) return marked;
+          const guarded = this.tables.installGuard(from, to - from);
+          if (guarded < 0) return guarded;
+          // Populated pages are zapped as by MADV_DONTNEED: their contents are gone.
+          this.zap(from, to);
+        }
+        return mapped ? 0 : -ENOMEM;
       }
       case MADV.GUARD_REMOVE: {
-        if (!mapped) return -ENOMEM;
-        const removed = this.tables.removeGuard(address, size);
-        if (removed < 0) return removed;
-        return 0;
+        for (const region of this.regions.overlapping(address, end)) {
+          const from = Math.max(region.start, address);
+          const to = Math.min(region.end, end);
+          const removed = this.tables.removeGuard(from, to - from);
+          if (removed < 0) return removed;
+        }
+        return mapped ? 0 : -ENOMEM;
       }
       case MADV.WIPEONFORK:
       case MADV.KEEPONFORK:

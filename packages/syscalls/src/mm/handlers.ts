@@ -8,6 +8,7 @@ import { STATX, STATX_BASIC_STATS } from "../abi/structs.ts";
 import { NR } from "../abi/syscalls.ts";
 import type { SyscallContext, SyscallHandler } from "../context.ts";
 import type { Dispatcher } from "../dispatch.ts";
+import { BUILTIN_HANDLERS } from "../handlers/index.ts";
 import { SCRATCH_GENERAL } from "../host/host.ts";
 import { EBADF, EFAULT, EINVAL } from "./abi.ts";
 
@@ -62,18 +63,45 @@ export function resolveMappableFile(
     path: entry.path,
     hostFd,
     size: Number(view.getBigUint64(SCRATCH_GENERAL + STATX.size_, true)),
+    retain() {
+      // The mapping's own reference to the file: the guest may close its fd right after mmap.
+      const own = host.sym.host_dup_min(hostFd, 3);
+      if (own < 0) return own;
+      return {
+        hostFd: own,
+        readInto: (address: number, length: number, offset: number) => readFile(own, address, length, offset),
+        size: () => fileSize(own),
+        release: () => void host.sym.host_close(own),
+      };
+    },
     readInto(address: number, length: number, offset: number): number {
-      // Bytes past end of file stay zero: the fresh mapping is zero-filled.
-      let done = 0;
-      while (done < length) {
-        const n = host.sym.host_pread(hostFd, guestBase + address + done, length - done, offset + done);
-        if (n < 0) return n;
-        if (n === 0) break;
-        done += n;
-      }
-      return done;
+      return readFile(hostFd, address, length, offset);
     },
   };
+
+  function fileSize(fd: number): number {
+    const result = host.sym.host_statx(
+      fd,
+      host.cString(""),
+      AT_EMPTY_PATH,
+      STATX_BASIC_STATS,
+      host.scratchAddress + SCRATCH_GENERAL,
+    );
+    if (result < 0) return result;
+    return Number(host.scratchView.getBigUint64(SCRATCH_GENERAL + STATX.size_, true));
+  }
+
+  function readFile(fd: number, address: number, length: number, offset: number): number {
+    // Bytes past end of file stay zero: the fresh mapping is zero-filled.
+    let done = 0;
+    while (done < length) {
+      const n = host.sym.host_pread(fd, guestBase + address + done, length - done, offset + done);
+      if (n < 0) return n;
+      if (n === 0) break;
+      done += n;
+    }
+    return done;
+  }
 }
 
 /** Install the memory syscalls on a dispatcher. */
@@ -106,6 +134,17 @@ export function registerMemoryHandlers(dispatcher: Dispatcher, space: AddressSpa
     if (typeof result === "number") return result;
     return ctx.memory.writeBytes(args.ptr(2), result) < 0 ? -EFAULT : 0;
   };
+  // ftruncate may shrink a file that is mapped shared: its pages past the new end must stop being host file
+  // pages (the host would fault on them) and raise SIGBUS instead.
+  const ftruncate: SyscallHandler = (args, ctx) => {
+    const result = BUILTIN_HANDLERS.ftruncate!(args, ctx);
+    if (typeof result === "number" && result === 0) {
+      const file = resolveMappableFile(ctx, args.int(0), guestBase);
+      if (typeof file !== "number") space.fileResized(file.dev, file.inode, args.long(1));
+    }
+    return result;
+  };
+  dispatcher.registerHandler(NR.ftruncate, "ftruncate", ftruncate);
   dispatcher.registerHandler(NR.msync, "msync", msync);
   dispatcher.registerHandler(NR.mlock, "mlock", mlock);
   dispatcher.registerHandler(NR.mlock2, "mlock2", mlock2);

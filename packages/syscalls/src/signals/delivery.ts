@@ -58,6 +58,8 @@ export interface SignalInfo {
   uid?: number;
   /** ESR_EL1 for the frame's esr_context (faults only) */
   esr?: number;
+  /** The sender's own siginfo (rt_sigqueueinfo): copied into the frame as given, si_signo set. */
+  raw?: Uint8Array;
 }
 
 export type DeliveryOutcome =
@@ -192,9 +194,12 @@ export class SignalDelivery {
     bytes.fill(0, frameAddress, end);
     const view = new DataView(bytes.buffer, bytes.byteOffset + frameAddress, end - frameAddress);
     // siginfo
+    if (info.raw) bytes.set(info.raw.subarray(0, SIGINFO_SIZE), frameAddress);
     view.setInt32(SIGINFO.signo, signal, true);
-    view.setInt32(SIGINFO.code, info.code, true);
-    if (info.address !== undefined) view.setBigUint64(SIGINFO.addr, BigInt(info.address), true);
+    if (!info.raw) view.setInt32(SIGINFO.code, info.code, true);
+    if (info.raw) {
+      // as given by the sender
+    } else if (info.address !== undefined) view.setBigUint64(SIGINFO.addr, BigInt(info.address), true);
     else if (info.pid !== undefined) {
       view.setInt32(SIGINFO.pid, info.pid, true);
       view.setUint32(SIGINFO.uid, info.uid ?? 0, true);

@@ -6,7 +6,7 @@
 import { NR } from "../abi/syscalls.ts";
 import type { SyscallHandler } from "../context.ts";
 import type { Dispatcher } from "../dispatch.ts";
-import { SI_TKILL, SI_USER, STACK_T } from "./abi.ts";
+import { SI_TKILL, SI_USER, SIGINFO, SIGINFO_SIZE, STACK_T } from "./abi.ts";
 import { type RegisterAccess, SignalDelivery } from "./delivery.ts";
 
 const EPERM = 1;
@@ -88,6 +88,30 @@ export function registerSignalHandlers(
   const tgkill: SyscallHandler = (args, ctx) =>
     toThread(args.int(0), args.int(1), args.int(2), ctx.process.pid, ctx.process.uid);
 
+  /** rt_sigqueueinfo / rt_tgsigqueueinfo to this process: the caller's siginfo reaches the handler as given. */
+  const queue = (
+    ctx: Parameters<SyscallHandler>[1],
+    tgid: number,
+    tid: number | null,
+    signal: number,
+    infoAddress: number,
+  ) => {
+    if (signal < 0 || signal > 64) return -EINVAL;
+    const self = ctx.process.pid;
+    if (tgid !== self || (tid !== null && tid !== self)) return -ESRCH;
+    const raw = ctx.memory.viewBytes(infoAddress, SIGINFO_SIZE, false);
+    if (typeof raw === "number") return -EFAULT;
+    const copy = raw.slice();
+    const code = new DataView(copy.buffer).getInt32(SIGINFO.code, true);
+    if (signal !== 0) signals.raise({ signal, code, raw: copy });
+    return 0;
+  };
+  const rtSigqueueinfo: SyscallHandler = (args, ctx) =>
+    queue(ctx, args.int(0), null, args.int(1), args.ptr(2));
+  const rtTgsigqueueinfo: SyscallHandler = (args, ctx) =>
+    queue(ctx, args.int(0), args.int(1), args.int(2), args.ptr(3));
+  dispatcher.registerHandler(NR.rt_sigqueueinfo, "rt_sigqueueinfo", rtSigqueueinfo);
+  dispatcher.registerHandler(NR.rt_tgsigqueueinfo, "rt_tgsigqueueinfo", rtTgsigqueueinfo);
   dispatcher.registerHandler(NR.rt_sigreturn, "rt_sigreturn", rtSigreturn);
   dispatcher.registerHandler(NR.sigaltstack, "sigaltstack", sigaltstack);
   dispatcher.registerHandler(NR.kill, "kill", kill);
