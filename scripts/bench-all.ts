@@ -24,7 +24,12 @@ for (const group of ["packages", "apps"]) {
 let failures = 0;
 for (const [index, { name, script }] of targets.entries()) {
   consola.start(`[${index + 1}/${targets.length}] ${name}`);
-  const result = Bun.spawnSync(["bun", script], { cwd: root, env: { ...process.env, BENCH_JSON: "1" }, stdout: "pipe", stderr: "pipe" });
+  const result = Bun.spawnSync(["bun", script], {
+    cwd: root,
+    env: { ...process.env, BENCH_JSON: "1" },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   const output = result.stdout.toString();
   if (!result.success) {
     failures++;

@@ -2,7 +2,9 @@
 /**
  * guest vs qemu-aarch64-static, measured in the same run on the same machine:
  *   (a) syscall round trip: a guest loop of raw getpid calls that times itself (start-up excluded);
- *   (b) start-up: wall-clock time of `busybox true`, median of 10 (first runs discarded as warm-up).
+ *   (b) start-up: wall-clock time of `busybox true`, median of 10 (first runs discarded as warm-up);
+ *   (c) memory: 100,000 same-prot mprotect of a populated 64 MiB range, 100,000 × (mmap 64 KiB, touch,
+ *       munmap), 262,144 first-touch page faults — each program times itself; median of 3.
  * Prints a table with ratios (guest ÷ qemu: below 1 means guest is faster) and writes
  * bench/results/compare-qemu.json. Needs qemu-aarch64-static, aarch64-linux-gnu-gcc and the busybox fixture.
  */
@@ -20,8 +22,12 @@ const CC = "aarch64-linux-gnu-gcc";
 
 function buildProgram(name: string): string {
   const source = join(root, "apps", "guest", "bench", "programs", `${name}.c`);
-  const flags = ["-static", "-O2"];
-  const hash = createHash("sha256").update(readFileSync(source)).update(flags.join(" ")).digest("hex").slice(0, 16);
+  const flags = ["-static", "-O2", `-I${join(root, "apps", "guest", "bench", "programs")}`];
+  const hash = createHash("sha256")
+    .update(readFileSync(source))
+    .update(flags.join(" "))
+    .digest("hex")
+    .slice(0, 16);
   const output = join(cacheDir, `${name}-${hash}`);
   if (existsSync(output)) return output;
   mkdirSync(cacheDir, { recursive: true });
@@ -32,7 +38,11 @@ function buildProgram(name: string): string {
 
 function runOnce(command: string[]): { ms: number; stdout: string; code: number } {
   const start = Bun.nanoseconds();
-  const result = Bun.spawnSync(command, { stdout: "pipe", stderr: "pipe", env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } });
+  const result = Bun.spawnSync(command, {
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+  });
   const ms = (Bun.nanoseconds() - start) / 1e6;
   return { ms, stdout: result.stdout.toString(), code: result.exitCode ?? -1 };
 }
@@ -43,6 +53,14 @@ const median = (values: number[]): number => {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 };
 
+/** Programs print "<ns> ns/op" or "<ns> ns/call" first. */
+function nsPerOp(command: string[]): number {
+  const { stdout, code } = runOnce(command);
+  const match = stdout.match(/^([\d.]+) ns\/(op|call)/);
+  if (code !== 0 || !match) throw new Error(`${command.join(" ")} failed (exit ${code}): ${stdout}`);
+  return Number(match[1]);
+}
+
 function getpidNsPerCall(command: string[]): number {
   const { stdout, code } = runOnce(command);
   const match = stdout.match(/^([\d.]+) ns\/call/);
@@ -51,7 +69,8 @@ function getpidNsPerCall(command: string[]): number {
 }
 
 export async function compareWithQemu(): Promise<Record<string, unknown>> {
-  for (const tool of [QEMU, CC]) if (!Bun.which(tool)) throw new Error(`${tool} not found (run: bun run test, which installs it)`);
+  for (const tool of [QEMU, CC])
+    if (!Bun.which(tool)) throw new Error(`${tool} not found (run: bun run test, which installs it)`);
   const getpid = buildProgram("getpid_loop");
   const calls = "1000000";
   const rounds = 5;
@@ -78,15 +97,42 @@ export async function compareWithQemu(): Promise<Record<string, unknown>> {
   for (let i = 0; i < samples; i++) {
     const q = runOnce([QEMU, busybox, "true"]);
     const g = runOnce(["bun", guestCli, busybox, "true"]);
-    if (q.code !== 0 || g.code !== 0) throw new Error(`busybox true failed (qemu ${q.code}, guest ${g.code})`);
+    if (q.code !== 0 || g.code !== 0)
+      throw new Error(`busybox true failed (qemu ${q.code}, guest ${g.code})`);
     qemuStart.push(q.ms);
     guestStart.push(g.ms);
   }
+  const memory: Record<string, { qemu: number; guest: number; ratio: number }> = {};
+  for (const name of ["mprotect_same", "mmap_cycle", "first_touch"]) {
+    const program = buildProgram(name);
+    consola.start(`memory: ${name}, median of 3 under each`);
+    const q: number[] = [];
+    const g: number[] = [];
+    for (let round = 0; round < 3; round++) {
+      q.push(nsPerOp([QEMU, program]));
+      g.push(nsPerOp(["bun", guestCli, program]));
+    }
+    memory[name] = { qemu: median(q), guest: median(g), ratio: median(g) / median(q) };
+  }
+
   const results = {
+    memoryNsPerOp: memory,
     date: new Date().toISOString(),
     host: `${process.platform}-${process.arch}`,
-    getpidNsPerCall: { qemu: median(qemuGetpid), guest: median(guestGetpid), ratio: median(guestGetpid) / median(qemuGetpid), qemuSamples: qemuGetpid, guestSamples: guestGetpid },
-    busyboxTrueStartupMs: { qemu: median(qemuStart), guest: median(guestStart), ratio: median(guestStart) / median(qemuStart), qemuSamples: qemuStart, guestSamples: guestStart },
+    getpidNsPerCall: {
+      qemu: median(qemuGetpid),
+      guest: median(guestGetpid),
+      ratio: median(guestGetpid) / median(qemuGetpid),
+      qemuSamples: qemuGetpid,
+      guestSamples: guestGetpid,
+    },
+    busyboxTrueStartupMs: {
+      qemu: median(qemuStart),
+      guest: median(guestStart),
+      ratio: median(guestStart) / median(qemuStart),
+      qemuSamples: qemuStart,
+      guestSamples: guestStart,
+    },
   };
   return results;
 }
@@ -99,6 +145,24 @@ if (import.meta.main) {
   const s = results.busyboxTrueStartupMs as { qemu: number; guest: number; ratio: number };
   console.log("\n| benchmark | qemu-aarch64-static | guest (emulator) | guest ÷ qemu |");
   console.log("|---|---|---|---|");
-  console.log(`| getpid round trip (1,000,000 calls, median of 5) | ${g.qemu.toFixed(1)} ns | ${g.guest.toFixed(1)} ns | ${g.ratio.toFixed(2)} |`);
-  console.log(`| \`busybox true\` start-up (median of 10) | ${s.qemu.toFixed(1)} ms | ${s.guest.toFixed(1)} ms | ${s.ratio.toFixed(2)} |`);
+  console.log(
+    `| getpid round trip (1,000,000 calls, median of 5) | ${g.qemu.toFixed(1)} ns | ${g.guest.toFixed(1)} ns | ${g.ratio.toFixed(2)} |`,
+  );
+  console.log(
+    `| \`busybox true\` start-up (median of 10) | ${s.qemu.toFixed(1)} ms | ${s.guest.toFixed(1)} ms | ${s.ratio.toFixed(2)} |`,
+  );
+  const labels: Record<string, string> = {
+    mprotect_same: "same-prot mprotect, populated 64 MiB (100,000 calls)",
+    mmap_cycle: "mmap 64 KiB + touch + munmap (100,000 cycles)",
+    first_touch: "first-touch page fault (262,144 pages)",
+  };
+  const memoryResults = results.memoryNsPerOp as Record<
+    string,
+    { qemu: number; guest: number; ratio: number }
+  >;
+  for (const [name, m] of Object.entries(memoryResults)) {
+    console.log(
+      `| ${labels[name]} | ${(m.qemu / 1000).toFixed(2)} µs | ${(m.guest / 1000).toFixed(2)} µs | ${m.ratio.toFixed(3)} |`,
+    );
+  }
 }

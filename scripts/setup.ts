@@ -13,7 +13,15 @@
 import { existsSync, mkdirSync, renameSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { consola } from "consola";
-import { aptInstall, CACHE_DIR, canUseApt, fetchDebianPackage, hostDebianArch, REPO_ROOT, run } from "./lib/apt.ts";
+import {
+  aptInstall,
+  CACHE_DIR,
+  canUseApt,
+  fetchDebianPackage,
+  hostDebianArch,
+  REPO_ROOT,
+  run,
+} from "./lib/apt.ts";
 
 const UNICORN_SUITE = "trixie";
 const UNICORN_PACKAGE = "libunicorn2t64";
@@ -84,7 +92,9 @@ async function buildNativeHelpers(): Promise<void> {
     const temporary = `${output}.${process.pid}.tmp`;
     const result = run([compiler, "-O2", "-shared", "-fPIC", "-o", temporary, source]);
     if (!result.ok) {
-      consola.warn(`${compiler} could not build ${relative} (run-time compile will be used):\n${result.output.slice(-1500)}`);
+      consola.warn(
+        `${compiler} could not build ${relative} (run-time compile will be used):\n${result.output.slice(-1500)}`,
+      );
       continue;
     }
     renameSync(temporary, output);

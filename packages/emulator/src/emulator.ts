@@ -123,19 +123,33 @@ function registerId(name: GeneralRegister): number {
 
 class EmulatorMemory implements GuestPhysicalMemory {
   readonly bytes: Uint8Array;
+  /**
+   * One bit per 64 KiB chunk: the fill hook populated it (anonymous fault-around), or it must not be
+   * populated (a shared file overlay). Read by C: an explicit ArrayBuffer, referenced for the VM's lifetime.
+   */
+  readonly populated: Uint8Array;
+  readonly populatedPtr: Pointer;
   constructor(
     readonly hostAddress: number,
     readonly size: number,
   ) {
     this.bytes = new Uint8Array(toArrayBuffer(hostAddress as Pointer, 0, size));
+    this.populated = new Uint8Array(new ArrayBuffer(Math.ceil(size / 65536 / 8)));
+    this.populatedPtr = ptr(this.populated);
   }
   discard(address: number, length: number): void {
     if (length <= 0) return;
-    const result = loadCore().core_slab_discard(this.hostAddress as Pointer, address, length);
+    const result = loadCore().core_slab_discard(
+      this.hostAddress as Pointer,
+      address,
+      length,
+      this.populatedPtr,
+    );
     if (result !== 0 || process.platform === "darwin") this.bytes.fill(0, address, address + length);
   }
   mapSharedFile(address: number, length: number, hostFd: number, offset: number, writable: boolean): number {
     // The host and guest page sizes match on Linux (4 KiB); a 16 KiB-page host needs aligned overlays.
+    loadCore().core_slab_mark_populated(this.populatedPtr, address, length);
     return loadCore().core_slab_map_file(
       this.hostAddress as Pointer,
       address,
@@ -367,6 +381,9 @@ class EmulatorVm implements Vm {
     state[CORE.hookAdd / 8] = BigInt(symbolAddress(s.uc_hook_add));
     state[CORE.mem / 8] = BigInt(slab);
     state[CORE.memSize / 8] = BigInt(size);
+    state[CORE.populated / 8] = BigInt(this.memory.populatedPtr);
+    // MADV_POPULATE_WRITE exists since Linux 5.14; the hook turns it off on the first failure.
+    state[CORE.populateEnabled / 8] = process.platform === "linux" ? 1n : 0n;
     this.corePtr = ptr(state);
     err = core.core_attach(this.corePtr);
     if (err) throw new EmulatorError("core_attach (TLB mode and hooks)", err);

@@ -25,6 +25,8 @@ typedef int (*svc_callback_fn)(void);
 void *mmap(void *, unsigned long, int, int, int, long);
 int munmap(void *, unsigned long);
 int madvise(void *, unsigned long, int);
+int mincore(void *, unsigned long, unsigned char *);
+void *memset(void *, int, unsigned long);
 #ifdef __APPLE__
 int *__error(void);
 #define HOST_ERRNO (*__error())
@@ -66,6 +68,11 @@ enum { MEM_READ = 16, MEM_WRITE = 17, MEM_FETCH = 18 };
 #define DESC_UXN (1ULL << 54)
 #define DESC_OA_MASK 0x0000fffffffff000ULL
 
+/* Anonymous fault-around: host pages are populated 64 KiB at a time on the first write. */
+#define CHUNK_SHIFT 16
+#define CHUNK_SIZE (1ULL << CHUNK_SHIFT)
+#define MADV_POPULATE_WRITE_ADVICE 23
+
 /* The layout is mirrored by CORE_* offsets in core.ts: append only, keep 8-byte fields. */
 struct core {
   uc_engine *uc;              /*   0 */
@@ -92,6 +99,8 @@ struct core {
   uint64_t frame[9];          /* 168: X0..X8 for the JS dispatcher */
   int frame_ids[9];           /* 240: uc register ids of X0..X8 */
   void *frame_ptrs[9];        /* 280: &frame[i] for uc_reg_read_batch */
+  uint8_t *populated;         /* 352: one bit per 64 KiB chunk of the slab: populated (or not to populate) */
+  uint64_t populate_enabled;  /* 360: MADV_POPULATE_WRITE works on this host (cleared on its first failure) */
 };
 
 static void stop(struct core *c, uint64_t kind) {
@@ -188,6 +197,22 @@ static bool on_tlb_fill(uc_engine *uc, uint64_t va, int type, uint64_t *entry, v
   if (!(desc & DESC_UXN)) perms |= 4;
   uint32_t needed = type == MEM_WRITE ? 2 : type == MEM_FETCH ? 4 : 1;
   if (!(perms & needed)) record_fault(c, va, type, 1);
+  else if (type == MEM_WRITE && c->populated) {
+    /*
+     * First write into a 64 KiB chunk: have the host populate the whole chunk in one call instead of taking a
+     * page fault per 4 KiB page (each costs microseconds on a virtualised host). Chunks backed by a shared
+     * file overlay are pre-marked so file pages are never dirtied this way.
+     */
+    uint64_t chunk = pa >> CHUNK_SHIFT;
+    uint8_t bit = (uint8_t)(1u << (chunk & 7));
+    if (!(c->populated[chunk >> 3] & bit)) {
+      c->populated[chunk >> 3] |= bit;
+      if (c->populate_enabled &&
+          madvise(c->mem + (chunk << CHUNK_SHIFT), CHUNK_SIZE, MADV_POPULATE_WRITE_ADVICE) != 0) {
+        c->populate_enabled = 0; /* older kernels: plain page faults from now on */
+      }
+    }
+  }
   entry[0] = pa;
   ((uint32_t *)entry)[2] = perms;
   return true;
@@ -243,8 +268,38 @@ int64_t core_slab_create(uint64_t size) {
   return (int64_t)p;
 }
 
-int core_slab_discard(uint8_t *base, uint64_t offset, uint64_t length) {
-  return madvise(base + offset, length, SLAB_DISCARD_ADVICE) ? -HOST_ERRNO : 0;
+/* Largest range zeroed in place by core_slab_discard; larger ones are given back to the host. */
+#define ZERO_IN_PLACE_LIMIT (256ULL << 10)
+
+/*
+ * Make [offset, offset+length) read as zero. Small ranges keep their host pages: only the resident ones are
+ * zeroed (mincore), so the next mapping there costs no page faults. Large ranges are handed back to the host
+ * and their fully covered chunks become "not populated" again.
+ */
+int core_slab_discard(uint8_t *base, uint64_t offset, uint64_t length, uint8_t *populated) {
+  if (length <= ZERO_IN_PLACE_LIMIT && (offset & 4095) == 0 && (length & 4095) == 0) {
+    unsigned char resident[64];
+    if (mincore(base + offset, length, resident) == 0) {
+      for (uint64_t page = 0; page < length / 4096; page++) {
+        if (resident[page] & 1) memset(base + offset + page * 4096, 0, 4096);
+      }
+      return 0;
+    }
+  }
+  if (madvise(base + offset, length, SLAB_DISCARD_ADVICE)) return -HOST_ERRNO;
+  if (populated) {
+    uint64_t first = (offset + CHUNK_SIZE - 1) >> CHUNK_SHIFT;
+    uint64_t end = (offset + length) >> CHUNK_SHIFT;
+    for (uint64_t chunk = first; chunk < end; chunk++) populated[chunk >> 3] &= (uint8_t)~(1u << (chunk & 7));
+  }
+  return 0;
+}
+
+/* Mark chunks as populated (shared file overlays: never populate them from the fill hook). */
+void core_slab_mark_populated(uint8_t *populated, uint64_t offset, uint64_t length) {
+  uint64_t first = offset >> CHUNK_SHIFT;
+  uint64_t end = (offset + length + CHUNK_SIZE - 1) >> CHUNK_SHIFT;
+  for (uint64_t chunk = first; chunk < end; chunk++) populated[chunk >> 3] |= (uint8_t)(1u << (chunk & 7));
 }
 
 /* Back part of the slab with a host file, shared: guest stores go straight to the page cache. */

@@ -17,7 +17,8 @@ const symbols = {
   core_flush_tlb: { args: [FFIType.ptr], returns: FFIType.i32 },
   core_remove_code: { args: [FFIType.ptr, FFIType.u64, FFIType.u64], returns: FFIType.i32 },
   core_slab_create: { args: [FFIType.u64], returns: FFIType.i64_fast },
-  core_slab_discard: { args: [FFIType.ptr, FFIType.u64, FFIType.u64], returns: FFIType.i32 },
+  core_slab_discard: { args: [FFIType.ptr, FFIType.u64, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
+  core_slab_mark_populated: { args: [FFIType.ptr, FFIType.u64, FFIType.u64], returns: FFIType.void },
   core_slab_destroy: { args: [FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
   core_slab_map_file: {
     args: [FFIType.ptr, FFIType.u64, FFIType.u64, FFIType.i32, FFIType.i64, FFIType.i32],
@@ -64,7 +65,9 @@ export const CORE = {
   fills: 152,
   svcs: 160,
   frame: 168,
-  size: 352,
+  populated: 352,
+  populateEnabled: 360,
+  size: 368,
 } as const;
 
 export const EXIT = {
