@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { guestEnvironment, parseCommandLine, UsageError } from "./cli.ts";
 import { helpText } from "./help.ts";
-import { autoBackendName } from "./runtime/backends.ts";
+import { autoBackendName, shouldUseSignedRunnable } from "./runtime/backends.ts";
 
 describe("parseCommandLine", () => {
   test("options stop at the program: the guest's own flags reach it untouched", () => {
@@ -57,4 +57,23 @@ test("--help lists the options and examples", async () => {
   const text = await helpText();
   for (const word of ["--backend", "--trace", "--env", "Examples:", "guest ./busybox ls -la /"])
     expect(text).toContain(word);
+});
+
+test("on Apple Silicon an unentitled run hands over to the signed runnable, nowhere else", () => {
+  const base = {
+    platform: "darwin",
+    arch: "arm64",
+    choice: "auto" as const,
+    entitled: false,
+    signedRunnableExists: true,
+    alreadySigned: false,
+  };
+  expect(shouldUseSignedRunnable(base)).toBe(true);
+  expect(shouldUseSignedRunnable({ ...base, choice: "hvf" })).toBe(true);
+  expect(shouldUseSignedRunnable({ ...base, choice: "emulator" })).toBe(false);
+  expect(shouldUseSignedRunnable({ ...base, entitled: true })).toBe(false);
+  expect(shouldUseSignedRunnable({ ...base, signedRunnableExists: false })).toBe(false);
+  expect(shouldUseSignedRunnable({ ...base, alreadySigned: true })).toBe(false); // no loop
+  expect(shouldUseSignedRunnable({ ...base, platform: "linux" })).toBe(false);
+  expect(shouldUseSignedRunnable({ ...base, arch: "x64" })).toBe(false);
 });

@@ -8,7 +8,7 @@ import { delimiter, join, resolve } from "node:path";
 import { ElfError } from "@guest/loader";
 import { guestEnvironment, type ParsedCommandLine, parseCommandLine, UsageError } from "./cli.ts";
 import { demoGuestBytes } from "./demo/demo-bytes.ts";
-import { selectBackend } from "./runtime/backends.ts";
+import { selectBackend, signedRunnableFor } from "./runtime/backends.ts";
 import { GuestProcess, outcomeToExitCode, traceToStderr } from "./runtime/guest-process.ts";
 
 export const EXIT_USAGE = 2;
@@ -97,6 +97,15 @@ export async function main(argv: string[]): Promise<number> {
     throw error;
   }
 
+  const signed = signedRunnableFor(parsed.backend);
+  if (signed) {
+    // Hand over to the entitled, signed build of this same CLI (see packages/hvf-bindings/scripts/sign.ts).
+    const child = Bun.spawnSync([signed, ...argv], {
+      stdio: ["inherit", "inherit", "inherit"],
+      env: { ...process.env, GUEST_SIGNED_RUNNABLE: "1" },
+    });
+    return child.exitCode ?? 128 + 9;
+  }
   const backend = selectBackend(parsed.backend);
   if (typeof backend === "string") {
     process.stderr.write(`guest: ${backend}\n`);

@@ -2,8 +2,17 @@
  * Backend choice. `auto` picks Hypervisor.framework on macOS/Apple Silicon and the emulator elsewhere.
  * Returns the backend, or a one-line reason a user can act on.
  */
+
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { EmulatorBackend } from "@guest/emulator";
-import { type Backend, HvfBackend, hvfAvailability } from "@guest/hvf-bindings";
+import {
+  type Backend,
+  HvfBackend,
+  hvfAvailability,
+  hvfSigningStatus,
+  SIGNED_EXECUTABLE,
+} from "@guest/hvf-bindings";
 import type { BackendChoice } from "../cli.ts";
 
 export function autoBackendName(
@@ -24,4 +33,40 @@ export function selectBackend(choice: BackendChoice): Backend | string {
   const availability = backend.availability();
   if (!availability.available) return availability.reason ?? "the emulator backend is not available";
   return backend;
+}
+
+/** The signed runnable scripts/sign.ts builds (repo-root relative path from @guest/hvf-bindings). */
+export const SIGNED_RUNNABLE = join(import.meta.dir, "..", "..", "..", "..", SIGNED_EXECUTABLE);
+
+/**
+ * On Apple Silicon the process that creates a VM needs the com.apple.security.hypervisor entitlement, which
+ * a plain `bun` lacks: when the hvf backend is wanted and this process is not entitled but the signed
+ * runnable exists, the CLI runs through it instead. Pure decision, for tests.
+ */
+export function shouldUseSignedRunnable(facts: {
+  platform: string;
+  arch: string;
+  choice: BackendChoice;
+  entitled: boolean;
+  signedRunnableExists: boolean;
+  alreadySigned: boolean;
+}): boolean {
+  if (facts.alreadySigned || facts.entitled) return false;
+  if (facts.platform !== "darwin" || facts.arch !== "arm64") return false;
+  if (facts.choice === "emulator") return false;
+  return facts.signedRunnableExists;
+}
+
+/** Whether this run should hand over to the signed runnable (consults codesign only on Apple Silicon). */
+export function signedRunnableFor(choice: BackendChoice): string | null {
+  if (process.platform !== "darwin" || process.arch !== "arm64" || choice === "emulator") return null;
+  const use = shouldUseSignedRunnable({
+    platform: process.platform,
+    arch: process.arch,
+    choice,
+    entitled: hvfSigningStatus().hypervisor,
+    signedRunnableExists: existsSync(SIGNED_RUNNABLE),
+    alreadySigned: process.env.GUEST_SIGNED_RUNNABLE === "1",
+  });
+  return use ? SIGNED_RUNNABLE : null;
 }
