@@ -557,6 +557,8 @@ export class AddressSpace {
     }
     if (flags & MREMAP_DONTUNMAP) {
       this.backend.memory.discard(oldAddress, oldSize);
+      // Guard markers moved with the page tables: the old range keeps none.
+      if (region.mayHoldGuards) this.tables.removeGuard(oldAddress, oldSize);
     } else {
       const unmapped = this.munmap(oldAddress, oldSize);
       if (unmapped < 0) {
@@ -846,8 +848,9 @@ export class AddressSpace {
     const need = write ? PROT_WRITE : PROT_READ;
     for (const region of this.regions.overlapping(address, end)) {
       if (region.start > cursor) return false;
-      // PROT_EXEC implies readable: no EPAN execute-only pages on the CPU we offer.
-      const allowed = region.prot & PROT_EXEC ? region.prot | PROT_READ : region.prot;
+      // PROT_EXEC and PROT_WRITE imply readable on arm64 (no EPAN execute-only pages, no write-only pages):
+      // the kernel reads such a buffer (a write(2) from a PROT_WRITE-only page succeeds on Linux).
+      const allowed = region.prot & (PROT_EXEC | PROT_WRITE) ? region.prot | PROT_READ : region.prot;
       if (!(allowed & need)) return false;
       if (region.mayHoldGuards) {
         const from = Math.max(region.start, cursor) & ~PAGE_MASK;
