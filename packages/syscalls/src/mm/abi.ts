@@ -97,15 +97,18 @@ export const MCL_ONFAULT = 4;
 /** Linux's default vm.max_map_count. */
 export const MAX_MAP_COUNT = 65530;
 
-export const EPERM = 1;
-export const ENOENT = 2;
-export const EBADF = 9;
-export const EAGAIN = 11;
-export const ENOMEM = 12;
-export const EACCES = 13;
-export const EFAULT = 14;
-export const EBUSY = 16;
-export const EEXIST = 17;
-export const ENODEV = 19;
-export const EINVAL = 22;
-export const EOPNOTSUPP = 95;
+// errno values: the one table in ../abi/errno.ts.
+export {
+  EACCES,
+  EAGAIN,
+  EBADF,
+  EBUSY,
+  EEXIST,
+  EFAULT,
+  EINVAL,
+  ENODEV,
+  ENOENT,
+  ENOMEM,
+  EOPNOTSUPP,
+  EPERM,
+} from "../abi/errno.ts";

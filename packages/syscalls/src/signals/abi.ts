@@ -27,21 +27,22 @@ export const FPSIMD = { fpsr: 8, fpcr: 12, vregs: 16 } as const;
 export const ESR_MAGIC = 0x45535201;
 export const ESR_CONTEXT_SIZE = 16;
 
-export const SA_SIGINFO = 0x4;
-export const SA_RESTORER = 0x0400_0000;
-export const SA_ONSTACK = 0x0800_0000;
-export const SA_RESTART = 0x1000_0000;
-export const SA_NODEFER = 0x4000_0000;
-export const SA_RESETHAND = 0x8000_0000;
+export {
+  SA_NODEFER,
+  SA_ONSTACK,
+  SA_RESETHAND,
+  SA_RESTART,
+  SA_RESTORER,
+  SA_SIGINFO,
+  SIG_DFL,
+  SIG_IGN,
+} from "../abi/signal.ts";
 
 export const SS_ONSTACK = 1;
 export const SS_DISABLE = 2;
 export const SS_AUTODISARM = 0x8000_0000;
 /** arm64 MINSIGSTKSZ as the kernel checks it in sigaltstack (5120, AT_MINSIGSTKSZ). */
 export const MINSIGSTKSZ = 5120;
-
-export const SIG_DFL = 0n;
-export const SIG_IGN = 1n;
 
 /** si_code values. */
 export const SI_USER = 0;
@@ -54,21 +55,37 @@ export const BUS_ADRERR = 2;
 export const ILL_ILLOPC = 1;
 export const TRAP_BRKPT = 1;
 
-export const SIGHUP = 1;
-export const SIGINT = 2;
-export const SIGQUIT = 3;
-export const SIGILL = 4;
-export const SIGTRAP = 5;
-export const SIGABRT = 6;
-export const SIGBUS = 7;
-export const SIGFPE = 8;
-export const SIGKILL = 9;
-export const SIGSEGV = 11;
-export const SIGPIPE = 13;
-export const SIGCHLD = 17;
-export const SIGCONT = 18;
-export const SIGSTOP = 19;
-export const NSIG = 64;
+// Signal numbers: the one table in ../abi/signal.ts.
+export {
+  NSIG,
+  SIGABRT,
+  SIGBUS,
+  SIGCHLD,
+  SIGCONT,
+  SIGFPE,
+  SIGHUP,
+  SIGILL,
+  SIGINT,
+  SIGKILL,
+  SIGPIPE,
+  SIGQUIT,
+  SIGSEGV,
+  SIGSTOP,
+  SIGTRAP,
+} from "../abi/signal.ts";
+
+import {
+  SIGABRT,
+  SIGBUS,
+  SIGCHLD,
+  SIGCONT,
+  SIGFPE,
+  SIGILL,
+  SIGQUIT,
+  SIGSEGV,
+  SIGSTOP,
+  SIGTRAP,
+} from "../abi/signal.ts";
 
 /** What SIG_DFL does (signal(7)). */
 export type DefaultAction = "terminate" | "core" | "ignore" | "stop" | "continue";
