@@ -78,15 +78,18 @@ export function canMerge(a: Region, b: Region): boolean {
 
 /** a followed by b as one region (assumes canMerge(a, b)). */
 export function mergeRegions(a: Region, b: Region): Region {
-  return { ...a, end: b.end, mayHoldGuards: a.mayHoldGuards || b.mayHoldGuards };
+  return makeRegion(a, a.start, b.end, a.prot, a.flags, a.file, a.name, a.mayHoldGuards || b.mayHoldGuards);
 }
 
 /** The part [start, end) of r (within r), file offset adjusted. */
 export function sliceRegion(r: Region, start: number, end: number): Region {
   if (start === r.start && end === r.end) return r;
+  const f = r.file;
   const file =
-    r.file && start !== r.start ? { ...r.file, offset: r.file.offset + (start - r.start) } : r.file;
-  return { ...r, start, end, file };
+    f && start !== r.start
+      ? { dev: f.dev, inode: f.inode, path: f.path, offset: f.offset + (start - r.start) }
+      : f;
+  return makeRegion(r, start, end, r.prot, r.flags, file, r.name, r.mayHoldGuards);
 }
 
 /** A change `update()` applies to every region (piece) in its range. */
@@ -114,5 +117,22 @@ export function applyChange(r: Region, change: RegionChange): Region {
   const mayHoldGuards = change.mayHoldGuards ?? r.mayHoldGuards;
   const name = "name" in change ? change.name : r.name;
   if (flags === r.flags && prot === r.prot && mayHoldGuards === r.mayHoldGuards && name === r.name) return r;
-  return { ...r, prot, flags, mayHoldGuards, name };
+  return makeRegion(r, r.start, r.end, prot, flags, r.file, name, mayHoldGuards);
+}
+
+/**
+ * A derived region: every Region field written out (object spread costs several times more, and
+ * the tracker derives a few regions per mutation). Keeps `r`'s mappingId.
+ */
+function makeRegion(
+  r: Region,
+  start: number,
+  end: number,
+  prot: number,
+  flags: RegionFlags,
+  file: FileIdentity | undefined,
+  name: string | undefined,
+  mayHoldGuards: boolean,
+): Region {
+  return { start, end, prot, flags, file, name, mappingId: r.mappingId, mayHoldGuards };
 }

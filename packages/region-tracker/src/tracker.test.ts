@@ -151,6 +151,22 @@ describe("basic operations", () => {
     expect([...t.overlapping(9 * P, 26 * P)].map((r) => r.start / P)).toEqual([0, 10, 25]);
     expect([...t.overlapping(20 * P, 25 * P)]).toEqual([]);
   });
+
+  test("everyHasProt compares any prot value exactly, including ones the slot bits cannot hold", () => {
+    const t = new RegionTracker();
+    const odd = [2 ** 24, 2 ** 31, -1, 0.5, 2 ** 40 + 3];
+    odd.forEach((prot, k) => {
+      t.insert(anon(10 * k * P, (10 * k + 5) * P, prot));
+    });
+    odd.forEach((prot, k) => {
+      expect(t.everyHasProt(10 * k * P, (10 * k + 5) * P, prot)).toBe(true);
+      expect(t.everyHasProt(10 * k * P, (10 * k + 5) * P, prot & 0xff_ffff)).toBe(
+        prot === (prot & 0xff_ffff),
+      );
+      expect(t.everyHasProt(10 * k * P, (10 * k + 5) * P, RW)).toBe(false);
+    });
+    expect(t.everyHasProt(0, 50 * P, 2 ** 24)).toBe(false);
+  });
 });
 
 describe("free gap search", () => {
@@ -415,6 +431,141 @@ describe("random operations against a page model", () => {
       }
     }
     expect(failures).toBeGreaterThan(10);
+  });
+});
+
+describe("many leaves", () => {
+  /** Index of the last region starting at or below addr, or -1 (binary search over the in-order array). */
+  function lastAtOrBelow(regions: Region[], addr: number): number {
+    let lo = -1;
+    let hi = regions.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (regions[mid].start <= addr) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  function overlappingBrute(regions: Region[], start: number, end: number): Region[] {
+    const out: Region[] = [];
+    if (end <= start) return out;
+    for (
+      let k = Math.max(0, lastAtOrBelow(regions, start));
+      k < regions.length && regions[k].start < end;
+      k++
+    ) {
+      if (regions[k].end > start) out.push(regions[k]);
+    }
+    return out;
+  }
+
+  function freeGapBrute(
+    regions: Region[],
+    len: number,
+    low: number,
+    high: number,
+    align: number,
+    gap: number,
+    topDown: boolean,
+  ) {
+    const fits = (a: number) => {
+      if (overlappingBrute(regions, a, a + len).length > 0) return false;
+      const next = regions[lastAtOrBelow(regions, a + len - 1) + 1];
+      return next === undefined || !next.flags.growsDown || a + len <= next.start - gap;
+    };
+    if (topDown) {
+      for (let a = Math.floor((high - len) / align) * align; a >= low; a -= align) if (fits(a)) return a;
+    } else {
+      for (let a = Math.ceil(low / align) * align; a + len <= high; a += align) if (fits(a)) return a;
+    }
+    return -ENOMEM;
+  }
+
+  /** Every query against a linear view, at random addresses and along short walks (nearby lookups). */
+  function checkQueries(t: RegionTracker, rand: () => number, pages: number) {
+    const regions = t.toArray();
+    expect(regions.length).toBe(t.count);
+    let k = 0;
+    for (const r of t) expect(r).toBe(regions[k++]);
+    expect(k).toBe(regions.length);
+    for (let q = 0; q < 60; q++) {
+      let addr = Math.floor(rand() * pages) * P + Math.floor(rand() * P);
+      for (let step = 0; step < 8; step++) {
+        addr = Math.max(0, addr + Math.floor((rand() - 0.5) * 64) * P);
+        const i = lastAtOrBelow(regions, addr);
+        const containing = i >= 0 && regions[i].end > addr ? regions[i] : undefined;
+        expect(t.find(addr)).toBe(containing);
+        expect(t.firstEndingAbove(addr)).toBe(containing ?? regions[i + 1]);
+        const end = addr + (1 + Math.floor(rand() * 40)) * P;
+        const over = overlappingBrute(regions, addr, end);
+        const got = [...t.overlapping(addr, end)];
+        expect(got.length).toBe(over.length);
+        for (let j = 0; j < over.length; j++) expect(got[j]).toBe(over[j]);
+        let cursor = addr;
+        for (const r of over) if (r.start <= cursor) cursor = Math.max(cursor, r.end);
+        expect(t.isFullyMapped(addr, end)).toBe(cursor >= end);
+        for (const prot of [PROT_READ, RW]) {
+          expect(t.everyHasProt(addr, end, prot)).toBe(over.every((r) => r.prot === prot));
+        }
+        expect(t.anyLazy(addr, end)).toBe(over.some((r) => r.flags.noreserve));
+      }
+      const low = Math.floor(rand() * pages) * P;
+      const high = low + Math.floor(rand() * 300) * P;
+      const len = (1 + Math.floor(rand() * 8)) * P;
+      const align = [P, 4 * P][Math.floor(rand() * 2)];
+      const gap = Math.floor(rand() * 3) * P;
+      for (const topDown of [true, false]) {
+        expect(t.findFreeGap({ length: len, low, high, topDown, alignment: align, stackGuardGap: gap })).toBe(
+          freeGapBrute(regions, len, low, high, align, gap, topDown),
+        );
+      }
+    }
+  }
+
+  test("queries agree with a linear view through leaf splits, folds, block reuse and clear", () => {
+    const rand = prng(4242);
+    const pages = 60_000;
+    const GROWS_DOWN: RegionFlags = { ...ANON, growsDown: true };
+    const flagsPool = [ANON, ANON, LAZY, GROWS_DOWN];
+    const make = (first: number, count: number): Region => ({
+      start: first * P,
+      end: (first + count) * P,
+      prot: [PROT_READ, RW, PROT_NONE][Math.floor(rand() * 3)],
+      flags: flagsPool[Math.floor(rand() * flagsPool.length)],
+      mappingId: nextId++,
+      mayHoldGuards: false,
+    });
+    const t = new RegionTracker();
+    // 7,500 unmergeable regions with gaps: dozens of leaves.
+    for (let i = 0; i < 7500; i++) t.insert(anon(8 * i * P, (8 * i + 3) * P, i % 2 ? PROT_READ : RW));
+    expect(t.count).toBe(7500);
+    checkQueries(t, rand, pages);
+    for (let step = 0; step < 3000; step++) {
+      const first = Math.floor(rand() * pages);
+      // Mostly small edits; sometimes a span over several leaves (multi-leaf rebuilds and folds).
+      const count = 1 + Math.floor(rand() * (rand() < 0.97 ? 24 : 3000));
+      const kind = rand();
+      let rc: number;
+      if (kind < 0.4) rc = t.insert(make(first, count));
+      else if (kind < 0.7) rc = t.remove(first * P, (first + count) * P);
+      else rc = t.update(first * P, (first + count) * P, { prot: [PROT_READ, RW][Math.floor(rand() * 2)] });
+      expect(rc).toBe(0);
+      if (step % 200 === 199) checkQueries(t, rand, pages);
+    }
+    // Empty it through removals, refill (blocks come back from the free list), then clear and refill.
+    expect(t.remove(0, (pages + 4000) * P)).toBe(0);
+    expect(t.count).toBe(0);
+    expect(t.find(5 * P)).toBeUndefined();
+    checkQueries(t, rand, pages);
+    for (let i = 0; i < 3000; i++) expect(t.insert(make(20 * i, 1 + (i % 7)))).toBe(0);
+    checkQueries(t, rand, pages);
+    t.clear();
+    expect(t.count).toBe(0);
+    expect([...t]).toEqual([]);
+    expect(t.find(0)).toBeUndefined();
+    for (let i = 0; i < 2000; i++) expect(t.insert(make(30 * i, 2))).toBe(0);
+    checkQueries(t, rand, pages);
   });
 });
 

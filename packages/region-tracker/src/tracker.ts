@@ -8,7 +8,7 @@ import {
   sliceRegion,
 } from "./region.ts";
 
-/** Regions per leaf. Leaf edits are native splices of at most this many pointers. */
+/** Regions per leaf: a leaf edit moves at most this many slots (typed-array copyWithin). */
 const LEAF_MAX = 128;
 /** A leaf shrunk below this is folded into a neighbour. */
 const LEAF_MIN = LEAF_MAX / 8;
@@ -33,25 +33,53 @@ export interface FreeGapRequest {
 }
 
 /**
+ * Each slot's `info`: prot and the flags range queries test, so they need not load the region
+ * object. A prot outside [0, 2^24) (never a real PROT_* set, but representable) is marked and
+ * compared on the object instead.
+ */
+const INFO_PROT = 0xff_ffff;
+const INFO_GROWS_DOWN = 1 << 24;
+const INFO_NORESERVE = 1 << 25;
+const INFO_PROT_ON_OBJECT = 1 << 26;
+
+/**
  * The guest's VMAs: an ordered set of non-overlapping, page-aligned, maximally merged regions.
  *
- * Storage is a two-level sorted list: leaves of at most LEAF_MAX regions in address order, plus a
- * directory of each leaf's first start. A lookup is two binary searches (directory, leaf); an edit
- * splices one leaf, and only a leaf split or fold splices the directory (at 65,530 regions it holds
- * about 1,000 entries). Every mutation first computes the new run of regions replacing the affected
- * window (overlapped regions plus both neighbours, so merging stays local), checks the count limit,
- * and only then writes: a failure (-ENOMEM) changes nothing.
+ * Storage is a two-level sorted list kept in flat typed arrays. Leaves hold at most LEAF_MAX regions
+ * in address order; each leaf owns one block of LEAF_MAX slots, and a slot's start, end, prot and
+ * attribute bits live in parallel typed arrays (the Region object only in `regs`). The directory
+ * (leaf order) holds each leaf's first start, block base and length. A lookup is two branch-free
+ * searches over contiguous doubles (directory, then leaf) and touches no object until it returns
+ * one; it skips the directory search when the address is still in the leaf of the previous lookup.
+ * Blocks are recycled, so a leaf split or fold moves directory entries only (about 1,000 at 65,530
+ * regions). Capacity grows by doubling and is kept until clear().
+ *
+ * Every mutation first computes the new run of regions replacing the affected window (overlapped
+ * regions plus both neighbours, so merging stays local), checks the count limit, and only then
+ * writes: a failure (-ENOMEM) changes nothing.
  */
 export class RegionTracker {
   readonly maxCount: number;
-  private leaves: Region[][] = [];
-  private leafStarts: number[] = [];
-  /** Each leaf's region starts, kept in step with `leaves`: lookups search these contiguous numbers. */
-  private keys: number[][] = [];
+  // Directory, in address order. dirStart[leafCount] is +Infinity (the upper bound of the last
+  // leaf for the previous-leaf check); entries above it are stale.
+  private dirStart = new Float64Array(0);
+  /** Slot index of the leaf's first region (its block number times LEAF_MAX). */
+  private dirBase = new Int32Array(0);
+  private dirLen = new Int32Array(0);
+  private leafCount = 0;
+  // Slots, LEAF_MAX per block; a leaf with n regions uses the first n slots of its block.
+  private starts = new Float64Array(0);
+  private ends = new Float64Array(0);
+  private info = new Int32Array(0);
+  private regs: (Region | undefined)[] = [];
+  /** Unused block bases. */
+  private freeBases: number[] = [];
   private total = 0;
   // Cursor scratch (seek results): leaf and index within it; pi = -1 means "before everything".
   private pl = 0;
   private pi = -1;
+  /** The leaf the last seek landed in (always < leafCount): nearby lookups skip the directory search. */
+  private lastLeaf = 0;
 
   constructor(options: RegionTrackerOptions = {}) {
     this.maxCount = options.maxCount ?? DEFAULT_MAX_MAP_COUNT;
@@ -62,12 +90,22 @@ export class RegionTracker {
   }
 
   *[Symbol.iterator](): IterableIterator<Region> {
-    for (const leaf of this.leaves) yield* leaf;
+    for (let l = 0; l < this.leafCount; l++) {
+      const base = this.dirBase[l];
+      const stop = base + this.dirLen[l];
+      for (let s = base; s < stop; s++) yield this.regs[s] as Region;
+    }
   }
 
   /** All regions, in order (a copy). */
   toArray(): Region[] {
-    return this.leaves.flat();
+    const out: Region[] = [];
+    for (let l = 0; l < this.leafCount; l++) {
+      const base = this.dirBase[l];
+      const stop = base + this.dirLen[l];
+      for (let s = base; s < stop; s++) out.push(this.regs[s] as Region);
+    }
+    return out;
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -75,20 +113,15 @@ export class RegionTracker {
 
   /** The region containing addr. */
   find(addr: number): Region | undefined {
-    this.seekLE(addr);
-    if (this.pi < 0) return undefined;
-    const r = this.leaves[this.pl][this.pi];
-    return addr < r.end ? r : undefined;
+    const s = this.seekLE(addr);
+    return s >= 0 && addr < this.ends[s] ? this.regs[s] : undefined;
   }
 
   /** The first region with end > addr (the one containing addr, or the next one above it). */
   firstEndingAbove(addr: number): Region | undefined {
-    this.seekLE(addr);
-    if (this.pi >= 0) {
-      const r = this.leaves[this.pl][this.pi];
-      if (r.end > addr) return r;
-    }
-    return this.advance() ? this.leaves[this.pl][this.pi] : undefined;
+    const s = this.seekLE(addr);
+    if (s >= 0 && this.ends[s] > addr) return this.regs[s];
+    return this.advance() ? this.regs[this.slot()] : undefined;
   }
 
   /** Regions intersecting [start, end), in order. */
@@ -96,12 +129,12 @@ export class RegionTracker {
     if (!this.seekFirstOverlap(start, end)) return;
     let l = this.pl;
     let i = this.pi;
-    while (l < this.leaves.length) {
-      const leaf = this.leaves[l];
-      for (; i < leaf.length; i++) {
-        const r = leaf[i];
-        if (r.start >= end) return;
-        yield r;
+    while (l < this.leafCount) {
+      const base = this.dirBase[l];
+      const stop = base + this.dirLen[l];
+      for (let s = base + i; s < stop; s++) {
+        if (this.starts[s] >= end) return;
+        yield this.regs[s] as Region;
       }
       l++;
       i = 0;
@@ -111,15 +144,15 @@ export class RegionTracker {
   /** Every byte of [start, end) lies in some region. */
   isFullyMapped(start: number, end: number): boolean {
     if (end <= start) return true;
-    this.seekLE(start);
-    if (this.pi < 0) return false;
+    let s = this.seekLE(start);
+    if (s < 0) return false;
     let cursor = start;
     for (;;) {
-      const r = this.leaves[this.pl][this.pi];
-      if (r.start > cursor || r.end <= cursor) return false;
-      cursor = r.end;
+      if (this.starts[s] > cursor || this.ends[s] <= cursor) return false;
+      cursor = this.ends[s];
       if (cursor >= end) return true;
       if (!this.advance()) return false;
+      s = this.slot();
     }
   }
 
@@ -127,9 +160,11 @@ export class RegionTracker {
   everyHasProt(start: number, end: number, prot: number): boolean {
     if (!this.seekFirstOverlap(start, end)) return true;
     do {
-      const r = this.leaves[this.pl][this.pi];
-      if (r.start >= end) return true;
-      if (r.prot !== prot) return false;
+      const s = this.slot();
+      if (this.starts[s] >= end) return true;
+      const info = this.info[s];
+      if (info & INFO_PROT_ON_OBJECT ? this.region(s).prot !== prot : (info & INFO_PROT) !== prot)
+        return false;
     } while (this.advance());
     return true;
   }
@@ -138,9 +173,9 @@ export class RegionTracker {
   anyLazy(start: number, end: number): boolean {
     if (!this.seekFirstOverlap(start, end)) return false;
     do {
-      const r = this.leaves[this.pl][this.pi];
-      if (r.start >= end) return false;
-      if (r.flags.noreserve) return true;
+      const s = this.slot();
+      if (this.starts[s] >= end) return false;
+      if (this.info[s] & INFO_NORESERVE) return true;
     } while (this.advance());
     return false;
   }
@@ -159,25 +194,28 @@ export class RegionTracker {
       const hint = Math.ceil(req.hint / PAGE_SIZE) * PAGE_SIZE;
       if (hint >= low && hint + length <= high && this.isFree(hint, hint + length, gap)) return hint;
     }
+    const starts = this.starts;
+    const ends = this.ends;
+    const info = this.info;
     if (topDown) {
       let gapEnd = high;
-      this.seekLE(high - 1);
+      const below = this.seekLE(high - 1);
       // The region just above the window may still claim a guard gap below it.
       const pl = this.pl;
       const pi = this.pi;
       if (this.advance()) {
-        const above = this.leaves[this.pl][this.pi];
-        if (above.flags.growsDown && above.start >= high) gapEnd = Math.min(gapEnd, above.start - gap);
+        const s = this.slot();
+        if (info[s] & INFO_GROWS_DOWN && starts[s] >= high) gapEnd = Math.min(gapEnd, starts[s] - gap);
       }
       this.pl = pl;
       this.pi = pi;
-      if (this.pi >= 0) {
+      if (below >= 0) {
         do {
-          const r = this.leaves[this.pl][this.pi];
-          const gapStart = Math.max(low, r.end);
+          const s = this.slot();
+          const gapStart = Math.max(low, ends[s]);
           const candidate = Math.floor((gapEnd - length) / alignment) * alignment;
           if (candidate >= gapStart) return candidate;
-          gapEnd = Math.min(gapEnd, r.start - (r.flags.growsDown ? gap : 0));
+          gapEnd = Math.min(gapEnd, starts[s] - (info[s] & INFO_GROWS_DOWN ? gap : 0));
           if (gapEnd - length < low) return -ENOMEM;
         } while (this.retreat());
       }
@@ -187,12 +225,12 @@ export class RegionTracker {
     let gapStart = low;
     if (this.firstEndingAbove(low) !== undefined) {
       do {
-        const r = this.leaves[this.pl][this.pi];
-        const gapEnd = Math.min(high, r.start - (r.flags.growsDown ? gap : 0));
+        const s = this.slot();
+        const gapEnd = Math.min(high, starts[s] - (info[s] & INFO_GROWS_DOWN ? gap : 0));
         const candidate = Math.ceil(gapStart / alignment) * alignment;
         if (candidate + length <= gapEnd) return candidate;
-        if (r.start >= high) return -ENOMEM;
-        gapStart = Math.max(gapStart, r.end);
+        if (starts[s] >= high) return -ENOMEM;
+        gapStart = Math.max(gapStart, ends[s]);
         if (gapStart + length > high) return -ENOMEM;
       } while (this.advance());
     }
@@ -226,10 +264,17 @@ export class RegionTracker {
 
   /** Drop every region (execve). */
   clear(): void {
-    this.leaves = [];
-    this.leafStarts = [];
-    this.keys = [];
+    this.dirStart = new Float64Array(0);
+    this.dirBase = new Int32Array(0);
+    this.dirLen = new Int32Array(0);
+    this.leafCount = 0;
+    this.starts = new Float64Array(0);
+    this.ends = new Float64Array(0);
+    this.info = new Int32Array(0);
+    this.regs = [];
+    this.freeBases = [];
     this.total = 0;
+    this.lastLeaf = 0;
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -254,9 +299,7 @@ export class RegionTracker {
       // Empty tracker.
       if (inserted === null) return 0;
       if (limit < 1) return -ENOMEM;
-      this.leaves = [[inserted]];
-      this.leafStarts = [inserted.start];
-      this.keys = [[inserted.start]];
+      this.spliceDirectory(0, 0, [[inserted]]);
       this.total = 1;
       return 0;
     }
@@ -264,9 +307,9 @@ export class RegionTracker {
     const firstIndex = this.pi;
     const window: Region[] = [];
     do {
-      const r = this.leaves[this.pl][this.pi];
-      if (r.start > end) break;
-      window.push(r);
+      const s = this.slot();
+      if (this.starts[s] > end) break;
+      window.push(this.regs[s] as Region);
     } while (this.advance());
 
     const out: Region[] = [];
@@ -307,44 +350,41 @@ export class RegionTracker {
 
   /** Replace `count` regions starting at (leaf, index) by `items` (already ordered and merged). */
   private replace(leaf: number, index: number, count: number, items: Region[]): void {
-    const leaves = this.leaves;
-    const first = leaves[leaf];
+    const dirLen = this.dirLen;
+    const base = this.dirBase[leaf];
+    const length = dirLen[leaf];
     this.total += items.length - count;
     // Fast path: the edit stays inside one leaf, which keeps a sensible size.
-    if (index + count <= first.length && items.length <= LEAF_MAX) {
-      const size = first.length - count + items.length;
-      if (size <= LEAF_MAX && (size >= LEAF_MIN || leaves.length === 1) && size > 0) {
-        const keys = this.keys[leaf];
-        if (count === items.length) {
-          for (let k = 0; k < count; k++) {
-            first[index + k] = items[k];
-            keys[index + k] = items[k].start;
-          }
-        } else {
-          first.splice(index, count, ...items);
-          shiftKeys(keys, index, count, items);
-        }
-        this.leafStarts[leaf] = first[0].start;
+    if (index + count <= length && items.length <= LEAF_MAX) {
+      const size = length - count + items.length;
+      if (size <= LEAF_MAX && (size >= LEAF_MIN || this.leafCount === 1) && size > 0) {
+        if (size !== length) this.moveSlots(base + index + count, base + length, size - length);
+        for (let k = 0; k < items.length; k++) this.writeSlot(base + index + k, items[k]);
+        dirLen[leaf] = size;
+        this.dirStart[leaf] = this.starts[base];
         return;
       }
     }
     // General path: rebuild the leaves the window spans (plus a small neighbour) into even chunks.
     let last = leaf;
-    let rest = count - (first.length - index);
+    let rest = count - (length - index);
     while (rest > 0) {
       last++;
-      rest -= leaves[last].length;
+      rest -= dirLen[last];
     }
-    const tailStart = leaves[last].length + rest; // rest <= 0: index of the first kept item in `last`
-    let combined = first.slice(0, index).concat(items, leaves[last].slice(tailStart));
+    const tailStart = dirLen[last] + rest; // rest <= 0: index of the first kept item in `last`
+    let combined = this.leafSlice(leaf, 0, index).concat(
+      items,
+      this.leafSlice(last, tailStart, dirLen[last]),
+    );
     let from = leaf;
     if (combined.length < LEAF_MIN) {
-      if (last + 1 < leaves.length && combined.length + leaves[last + 1].length <= LEAF_MAX) {
+      if (last + 1 < this.leafCount && combined.length + dirLen[last + 1] <= LEAF_MAX) {
         last++;
-        combined = combined.concat(leaves[last]);
-      } else if (from > 0 && combined.length + leaves[from - 1].length <= LEAF_MAX) {
+        combined = combined.concat(this.leafSlice(last, 0, dirLen[last]));
+      } else if (from > 0 && combined.length + dirLen[from - 1] <= LEAF_MAX) {
         from--;
-        combined = leaves[from].concat(combined);
+        combined = this.leafSlice(from, 0, dirLen[from]).concat(combined);
       }
     }
     const chunks: Region[][] = [];
@@ -353,56 +393,154 @@ export class RegionTracker {
       const size = Math.ceil(combined.length / pieces);
       for (let k = 0; k < combined.length; k += size) chunks.push(combined.slice(k, k + size));
     }
-    leaves.splice(from, last - from + 1, ...chunks);
-    this.leafStarts.splice(from, last - from + 1, ...chunks.map((c) => c[0].start));
-    this.keys.splice(from, last - from + 1, ...chunks.map((c) => c.map(startOf)));
+    this.spliceDirectory(from, last - from + 1, chunks);
   }
 
-  /** Cursor to the last region with start <= addr; pi = -1 (pl = 0) if there is none. */
-  private seekLE(addr: number): void {
-    const starts = this.leafStarts;
-    let lo = 0;
-    let hi = starts.length - 1;
-    if (hi < 0 || starts[0] > addr) {
+  /** Replace directory entries [from, from + removed) by new leaves holding `chunks`. */
+  private spliceDirectory(from: number, removed: number, chunks: Region[][]): void {
+    for (let l = from; l < from + removed; l++) {
+      const base = this.dirBase[l];
+      this.regs.fill(undefined, base, base + this.dirLen[l]);
+      this.freeBases.push(base);
+    }
+    const delta = chunks.length - removed;
+    const count = this.leafCount + delta;
+    if (count + 1 > this.dirStart.length) this.growDirectory(count + 1);
+    if (delta !== 0) {
+      const tail = from + removed;
+      this.dirStart.copyWithin(tail + delta, tail, this.leafCount);
+      this.dirBase.copyWithin(tail + delta, tail, this.leafCount);
+      this.dirLen.copyWithin(tail + delta, tail, this.leafCount);
+    }
+    this.leafCount = count;
+    this.dirStart[count] = Number.POSITIVE_INFINITY;
+    this.lastLeaf = 0;
+    for (let k = 0; k < chunks.length; k++) {
+      const chunk = chunks[k];
+      const base = this.allocateBlock();
+      for (let i = 0; i < chunk.length; i++) this.writeSlot(base + i, chunk[i]);
+      this.dirStart[from + k] = chunk[0].start;
+      this.dirBase[from + k] = base;
+      this.dirLen[from + k] = chunk.length;
+    }
+  }
+
+  private growDirectory(needed: number): void {
+    const capacity = Math.max(needed, this.dirStart.length * 2, 8);
+    const dirStart = new Float64Array(capacity);
+    const dirBase = new Int32Array(capacity);
+    const dirLen = new Int32Array(capacity);
+    dirStart.set(this.dirStart);
+    dirBase.set(this.dirBase);
+    dirLen.set(this.dirLen);
+    this.dirStart = dirStart;
+    this.dirBase = dirBase;
+    this.dirLen = dirLen;
+  }
+
+  /** A free block's base slot, growing the slot arrays (doubling) when none is left. */
+  private allocateBlock(): number {
+    const free = this.freeBases.pop();
+    if (free !== undefined) return free;
+    const oldSlots = this.starts.length;
+    const slots = Math.max(oldSlots * 2, 4 * LEAF_MAX);
+    const starts = new Float64Array(slots);
+    const ends = new Float64Array(slots);
+    const info = new Int32Array(slots);
+    starts.set(this.starts);
+    ends.set(this.ends);
+    info.set(this.info);
+    this.starts = starts;
+    this.ends = ends;
+    this.info = info;
+    for (let s = oldSlots; s < slots; s++) this.regs.push(undefined);
+    // Hand out low blocks first.
+    for (let base = slots - LEAF_MAX; base > oldSlots; base -= LEAF_MAX) this.freeBases.push(base);
+    return oldSlots;
+  }
+
+  private writeSlot(s: number, r: Region): void {
+    this.starts[s] = r.start;
+    this.ends[s] = r.end;
+    const prot = r.prot;
+    this.info[s] =
+      (prot === (prot & INFO_PROT) ? prot : INFO_PROT_ON_OBJECT) |
+      (r.flags.growsDown ? INFO_GROWS_DOWN : 0) |
+      (r.flags.noreserve ? INFO_NORESERVE : 0);
+    this.regs[s] = r;
+  }
+
+  /** Move slots [from, to) by `delta` within their block; slots vacated at the end are cleared. */
+  private moveSlots(from: number, to: number, delta: number): void {
+    this.starts.copyWithin(from + delta, from, to);
+    this.ends.copyWithin(from + delta, from, to);
+    this.info.copyWithin(from + delta, from, to);
+    const regs = this.regs;
+    if (delta > 0) {
+      for (let s = to - 1; s >= from; s--) regs[s + delta] = regs[s];
+    } else {
+      for (let s = from; s < to; s++) regs[s + delta] = regs[s];
+      for (let s = to + delta; s < to; s++) regs[s] = undefined;
+    }
+  }
+
+  /** Regions [i, j) of leaf l. */
+  private leafSlice(l: number, i: number, j: number): Region[] {
+    const base = this.dirBase[l];
+    return this.regs.slice(base + i, base + j) as Region[];
+  }
+
+  private region(s: number): Region {
+    return this.regs[s] as Region;
+  }
+
+  /** The slot under the cursor. */
+  private slot(): number {
+    return this.dirBase[this.pl] + this.pi;
+  }
+
+  /**
+   * Cursor to the last region with start <= addr, returning its slot; -1 (pi = -1, pl = 0) if there
+   * is none.
+   */
+  private seekLE(addr: number): number {
+    const dir = this.dirStart;
+    const leaves = this.leafCount;
+    if (leaves === 0 || dir[0] > addr) {
       this.pl = 0;
       this.pi = -1;
-      return;
+      return -1;
     }
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >>> 1;
-      if (starts[mid] <= addr) lo = mid;
-      else hi = mid - 1;
+    // Still in the previous lookup's leaf? dir[leaves] is +Infinity and lastLeaf < leaves, so both
+    // bounds are plain loads, combined without a branch of their own.
+    let l = this.lastLeaf;
+    if ((-(dir[l] <= addr) & -(addr < dir[l + 1])) === 0) {
+      l = lastAtOrBelow(dir, 0, leaves, addr);
+      this.lastLeaf = l;
     }
-    const keys = this.keys[lo];
-    let a = 0;
-    let b = keys.length - 1;
-    while (a < b) {
-      const mid = (a + b + 1) >>> 1;
-      if (keys[mid] <= addr) a = mid;
-      else b = mid - 1;
-    }
-    this.pl = lo;
-    this.pi = a;
+    const base = this.dirBase[l];
+    const s = lastAtOrBelow(this.starts, base, this.dirLen[l], addr);
+    this.pl = l;
+    this.pi = s - base;
+    return s;
   }
 
   /** Cursor to the first region intersecting [start, end); false if there is none. */
   private seekFirstOverlap(start: number, end: number): boolean {
     if (end <= start) return false;
-    this.seekLE(start);
-    if (this.pi >= 0 && this.leaves[this.pl][this.pi].end > start) return true;
+    const s = this.seekLE(start);
+    if (s >= 0 && this.ends[s] > start) return true;
     if (!this.advance()) return false;
-    return this.leaves[this.pl][this.pi].start < end;
+    return this.starts[this.slot()] < end;
   }
 
   /** Move the cursor to the next region; false at the end (cursor unchanged then). */
   private advance(): boolean {
-    const leaves = this.leaves;
-    if (leaves.length === 0) return false;
-    if (this.pi + 1 < leaves[this.pl].length) {
+    if (this.leafCount > 0 && this.pi + 1 < this.dirLen[this.pl]) {
       this.pi++;
       return true;
     }
-    if (this.pl + 1 < leaves.length) {
+    if (this.pl + 1 < this.leafCount) {
       this.pl++;
       this.pi = 0;
       return true;
@@ -418,7 +556,7 @@ export class RegionTracker {
     }
     if (this.pl > 0) {
       this.pl--;
-      this.pi = this.leaves[this.pl].length - 1;
+      this.pi = this.dirLen[this.pl] - 1;
       return true;
     }
     return false;
@@ -431,22 +569,25 @@ export class RegionTracker {
   }
 }
 
-/** keys.splice(index, count, ...items.map(startOf)) without the temporaries. */
-function shiftKeys(keys: number[], index: number, count: number, items: Region[]): void {
-  const delta = items.length - count;
-  const oldLength = keys.length;
-  if (delta > 0) {
-    for (let k = 0; k < delta; k++) keys.push(0);
-    for (let k = oldLength - 1; k >= index + count; k--) keys[k + delta] = keys[k];
-  } else if (delta < 0) {
-    for (let k = index + count; k < oldLength; k++) keys[k + delta] = keys[k];
-    keys.length = oldLength + delta;
+/**
+ * The last index in [from, from + n) whose value is <= x, given a sorted run with a[from] <= x.
+ * A 4-way search: each step compares three independent pivots (loads that overlap in the CPU) and
+ * keeps the quarter holding the answer, so the dependent chain is log4(n) loads, not log2(n);
+ * comparisons become numbers (-(a <= x) is 0 or -1) instead of unpredictable branches.
+ */
+function lastAtOrBelow(a: Float64Array, from: number, n: number, x: number): number {
+  let s = from;
+  while (n > 3) {
+    const q = n >> 2;
+    s += (q & -(a[s + q] <= x)) + (q & -(a[s + 2 * q] <= x)) + (q & -(a[s + 3 * q] <= x));
+    n -= 3 * q; // the last quarter is the widest, and every narrower one fits in a window that wide
   }
-  for (let k = 0; k < items.length; k++) keys[index + k] = items[k].start;
-}
-
-function startOf(r: Region): number {
-  return r.start;
+  while (n > 1) {
+    const half = n >>> 1;
+    s += half & -(a[s + half] <= x);
+    n -= half;
+  }
+  return s;
 }
 
 /** Fold mergeable neighbours of an ordered run. */
