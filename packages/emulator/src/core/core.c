@@ -101,6 +101,8 @@ struct core {
   void *frame_ptrs[9];        /* 280: &frame[i] for uc_reg_read_batch */
   uint8_t *populated;         /* 352: one bit per 64 KiB chunk of the slab: populated (or not to populate) */
   uint64_t populate_enabled;  /* 360: MADV_POPULATE_WRITE works on this host (cleared on its first failure) */
+  uint64_t populate_next;     /* 368: the chunk right after the last populated window (sequential detection) */
+  uint64_t populate_window;   /* 376: chunks in the next window: 1, doubling while writes stay sequential */
 };
 
 static void stop(struct core *c, uint64_t kind) {
@@ -204,11 +206,22 @@ static bool on_tlb_fill(uc_engine *uc, uint64_t va, int type, uint64_t *entry, v
      * file overlay are pre-marked so file pages are never dirtied this way.
      */
     uint64_t chunk = pa >> CHUNK_SHIFT;
-    uint8_t bit = (uint8_t)(1u << (chunk & 7));
-    if (!(c->populated[chunk >> 3] & bit)) {
-      c->populated[chunk >> 3] |= bit;
+    if (!(c->populated[chunk >> 3] & (1u << (chunk & 7)))) {
+      /* Like readahead: writes that keep landing right after the last window double it (up to 2 MiB), so a
+         sequential first touch costs one call per window; anything else starts again at one chunk. */
+      c->populate_window = chunk == c->populate_next && c->populate_window < 32 ? c->populate_window * 2 : 1;
+      uint64_t last = chunk + c->populate_window;
+      uint64_t limit = c->mem_size >> CHUNK_SHIFT;
+      if (last > limit) last = limit;
+      uint64_t end = chunk;
+      /* Stop at the first chunk already done (or an overlay), which must not be populated again. */
+      while (end < last && !(c->populated[end >> 3] & (1u << (end & 7)))) {
+        c->populated[end >> 3] |= (uint8_t)(1u << (end & 7));
+        end++;
+      }
+      c->populate_next = end;
       if (c->populate_enabled &&
-          madvise(c->mem + (chunk << CHUNK_SHIFT), CHUNK_SIZE, MADV_POPULATE_WRITE_ADVICE) != 0) {
+          madvise(c->mem + (chunk << CHUNK_SHIFT), (end - chunk) << CHUNK_SHIFT, MADV_POPULATE_WRITE_ADVICE) != 0) {
         c->populate_enabled = 0; /* older kernels: plain page faults from now on */
       }
     }

@@ -67,7 +67,9 @@ export const CORE = {
   frame: 168,
   populated: 352,
   populateEnabled: 360,
-  size: 368,
+  populateNext: 368,
+  populateWindow: 376,
+  size: 384,
 } as const;
 
 export const EXIT = {
