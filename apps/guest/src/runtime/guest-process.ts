@@ -67,7 +67,6 @@ export class GuestProcess {
   readonly vcpu: Vcpu;
   readonly space: AddressSpace;
   readonly runtime: GuestRuntime;
-  private exitStatus: number | null = null;
 
   constructor(private readonly options: GuestOptions) {
     const image = parseElf(options.executable);
