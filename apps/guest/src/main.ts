@@ -11,6 +11,7 @@ import { demoGuestBytes } from "./demo/demo-bytes.ts";
 import { selectBackend, signedRunnableFor } from "./runtime/backends.ts";
 import { GuestProcess, outcomeToExitCode, traceToStderr } from "./runtime/guest-process.ts";
 
+const SIGPIPE = 13;
 export const EXIT_USAGE = 2;
 export const EXIT_CANNOT_EXECUTE = 126;
 export const EXIT_NOT_FOUND = 127;
@@ -137,7 +138,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   try {
     const outcome = guest.run();
-    if (outcome.kind === "signaled" && !parsed.trace) {
+    // Like a shell reporting a signal death (and, as shells do, staying quiet about SIGPIPE).
+    if (outcome.kind === "signaled" && !parsed.trace && outcome.signal !== SIGPIPE) {
       process.stderr.write(
         `guest: ${parsed.program ?? "demo"}: killed by signal ${outcome.signal} (${outcome.detail})\n`,
       );

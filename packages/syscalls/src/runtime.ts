@@ -6,8 +6,11 @@
 import { statSync } from "node:fs";
 import type { GuestPhysicalMemory } from "@guest/hvf-bindings";
 import { formatProcMaps } from "@guest/region-tracker";
+import { EPIPE } from "./abi/errno.ts";
 import { AT_EMPTY_PATH, F_GETFL, F_SETFL, O_ACCMODE, O_CLOEXEC, O_NONBLOCK } from "./abi/fcntl.ts";
+import { SIGPIPE } from "./abi/signal.ts";
 import { STATX, STATX_BASIC_STATS } from "./abi/structs.ts";
+import { NR } from "./abi/syscalls.ts";
 import type { SyscallResult } from "./context.ts";
 import { createDispatcher, type Dispatcher } from "./dispatch.ts";
 import { type Host, SCRATCH_GENERAL, sharedHost } from "./host/host.ts";
@@ -16,8 +19,28 @@ import type { AddressSpace } from "./mm/address-space.ts";
 import { registerMemoryHandlers } from "./mm/handlers.ts";
 import { ProcessState } from "./process.ts";
 import { closeProcFiles, registerProcFiles } from "./procfs.ts";
+import { SI_USER } from "./signals/abi.ts";
 import { type RegisterAccess, SignalDelivery } from "./signals/delivery.ts";
 import { registerSignalHandlers } from "./signals/handlers.ts";
+
+/** Syscalls whose EPIPE comes with SIGPIPE (pipe and socket writes), as a lookup by number. */
+const RAISES_SIGPIPE = new Uint8Array(512);
+for (const nr of [
+  NR.write,
+  NR.writev,
+  NR.pwrite64,
+  NR.pwritev,
+  NR.pwritev2,
+  NR.sendfile,
+  NR.splice,
+  NR.tee,
+  NR.vmsplice,
+  NR.sendto,
+  NR.sendmsg,
+  NR.sendmmsg,
+]) {
+  RAISES_SIGPIPE[nr] = 1;
+}
 
 export interface GuestRuntimeOptions {
   space: AddressSpace;
@@ -53,12 +76,21 @@ export function createGuestRuntime(options: GuestRuntimeOptions): GuestRuntime {
   registerProcFiles(process, (name) => (name === "maps" ? renderMaps(space) : null));
   const signals = new SignalDelivery(memory, process, options.registers);
   registerSignalHandlers(dispatcher, signals, options.registers);
+  // Writing to a pipe (or socket) nobody reads: Linux fails the write with EPIPE *and* sends SIGPIPE, whose
+  // default action ends the process (status 141 in a shell), as in `yes | head -1`.
+  const dispatchAndSignal = (frame: Uint32Array): SyscallResult => {
+    const result = dispatcher.dispatch(frame);
+    if (result === -EPIPE && RAISES_SIGPIPE[frame[16]!] === 1) {
+      signals.raise({ signal: SIGPIPE, code: SI_USER, pid: process.pid, uid: process.uid });
+    }
+    return result;
+  };
   return {
     process,
     memory,
     dispatcher,
     signals,
-    dispatch: dispatcher.dispatch,
+    dispatch: dispatchAndSignal,
     close: () => {
       space.close();
       process.closeAll();
