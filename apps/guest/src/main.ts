@@ -150,7 +150,19 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** EX_SOFTWARE (sysexits.h): the runtime failed, not the guest program. */
+export const EXIT_INTERNAL_ERROR = 70;
+
 if (import.meta.main) {
-  const code = await main(process.argv.slice(2));
+  let code: number;
+  try {
+    code = await main(process.argv.slice(2));
+  } catch (error) {
+    // A bug in guest itself must not pass for the program's own failure: say so, with the details.
+    process.stderr.write(
+      `guest: internal error (a bug in guest, not in the program): ${(error as Error)?.stack ?? String(error)}\n`,
+    );
+    code = EXIT_INTERNAL_ERROR;
+  }
   process.exit(code);
 }
