@@ -97,6 +97,14 @@ describe("VM creation", () => {
 });
 
 describe("vCPU initial state", () => {
+  test("debug exceptions go to the shim unless a debugger asks for them (hv_vcpu_set_trap_debug_exceptions)", () => {
+    const { vcpu, hw } = setup();
+    expect(hw.trapDebugCalls).toEqual([]);
+    (vcpu as unknown as { setTrapDebugExceptions(on: boolean): void }).setTrapDebugExceptions(true);
+    (vcpu as unknown as { setTrapDebugExceptions(on: boolean): void }).setTrapDebugExceptions(false);
+    expect(hw.trapDebugCalls).toEqual([true, false]);
+  });
+
   test("programs the EL1 registers and enters through the shim's resume path with TLB+I-cache maintenance", () => {
     const { fake, vm, vcpu, hw } = setup();
     vm.setTranslationRoot(0x10_0000);

@@ -512,6 +512,18 @@ class HvfVcpu implements Vcpu {
     );
   }
 
+  /**
+   * Route the guest's debug exceptions (BRK, breakpoints, watchpoints, single step) straight to the host as
+   * exits instead of to the EL1 shim (hv_vcpu_set_trap_debug_exceptions); for debuggers. Off by default.
+   */
+  setTrapDebugExceptions(enabled: boolean): void {
+    this.assertOwner("hv_vcpu_set_trap_debug_exceptions");
+    check(
+      "hv_vcpu_set_trap_debug_exceptions",
+      this.vm.host.hv.hv_vcpu_set_trap_debug_exceptions(this.handle, enabled),
+    );
+  }
+
   destroy(): void {
     if (this.destroyed) return;
     this.assertOwner("hv_vcpu_destroy");

@@ -29,6 +29,7 @@ export interface FakeVcpu {
   exit: DataView;
   simd: Uint8Array[];
   vtimerMaskCalls: boolean[];
+  trapDebugCalls: boolean[];
 }
 
 /** Plays one hv_vcpu_run; a number return value is the hv_return_t (default HV_SUCCESS). */
@@ -207,6 +208,7 @@ export class FakeHypervisor {
           exit: new DataView(exitBuffer),
           simd: Array.from({ length: 32 }, () => new Uint8Array(16)),
           vtimerMaskCalls: [],
+          trapDebugCalls: [],
         };
         this.vcpus.set(handle, vcpu);
         handleOut[0] = handle;
@@ -261,7 +263,10 @@ export class FakeHypervisor {
         this.vcpus.get(u64(handle))!.vtimerMaskCalls.push(masked);
         return 0;
       },
-      hv_vcpu_set_trap_debug_exceptions: () => 0,
+      hv_vcpu_set_trap_debug_exceptions: (handle: bigint, value: boolean) => {
+        this.vcpus.get(u64(handle))!.trapDebugCalls.push(value);
+        return 0;
+      },
       os_release: (config: number) => {
         this.configs.delete(config);
       },
