@@ -48,6 +48,8 @@ export type SyscallControl =
   | { control: "registers-set" }
   /** rt_sigreturn found no valid frame at SP: Linux kills the process with SIGSEGV. */
   | { control: "bad-signal-frame" }
+  /** The process must die of `signal` (execve failing past its point of no return). */
+  | { control: "fatal-signal"; signal: number; detail: string }
   /** Deliver pending signals before resuming (kill/raise to self). X0 gets `value`. */
   | { control: "signal-pending"; value: number | bigint };
 

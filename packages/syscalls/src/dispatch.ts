@@ -5,7 +5,7 @@
  * no "is tracing on?" test.
  */
 import { ENOSYS } from "./abi/errno.ts";
-import { NR_SYSCALLS, SYSCALL_NAMES } from "./abi/syscalls.ts";
+import { NR, NR_SYSCALLS, SYSCALL_NAMES } from "./abi/syscalls.ts";
 import { SyscallArgs, type SyscallContext, type SyscallHandler, type SyscallResult } from "./context.ts";
 import { BUILTIN_HANDLERS } from "./handlers/index.ts";
 import { createFlagTranslator } from "./host/flags.ts";
@@ -38,6 +38,9 @@ export interface Dispatcher {
   isImplemented(nr: number): boolean;
   readonly context: SyscallContext;
 }
+
+/** Syscalls that, when they succeed, leave nothing of the caller's memory to format the trace line from. */
+const REPLACES_IMAGE = new Set<number>([NR.execve, NR.execveat]);
 
 /** Table size: covers every Linux 6.18 number, rounded up to a power of two. */
 const TABLE_SIZE = 512;
@@ -106,11 +109,18 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   const traced = (frame: Uint32Array): SyscallResult => {
     args.frame = frame;
     const nr = frame[16]!;
+    const name = nr < TABLE_SIZE ? names[nr]! : syscallName(nr);
+    const format = nr < TABLE_SIZE ? formats[nr] : undefined;
+    // A successful execve replaces the memory its arguments live in: render the line first, as "= 0".
+    const before = REPLACES_IMAGE.has(nr) ? formatCall(name, format, args, 0, context.memory) : null;
     const result = (nr < TABLE_SIZE ? handlers[nr]! : unimplemented)(args, context);
     // Read the frame again: the handler may have re-pointed args (nested dispatch is not expected, but cheap to guard).
     args.frame = frame;
-    const name = nr < TABLE_SIZE ? names[nr]! : syscallName(nr);
-    trace?.(formatCall(name, nr < TABLE_SIZE ? formats[nr] : undefined, args, result, context.memory));
+    trace?.(
+      before !== null && typeof result === "object"
+        ? before
+        : formatCall(name, format, args, result, context.memory),
+    );
     return result;
   };
 

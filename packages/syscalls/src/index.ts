@@ -3,6 +3,7 @@
 export * as clockAbi from "./abi/clock.ts";
 export * as errno from "./abi/errno.ts";
 export { ERRNO_MESSAGES, ERRNO_NAMES } from "./abi/errno.ts";
+export * as execAbi from "./abi/exec.ts";
 export * as fcntlAbi from "./abi/fcntl.ts";
 export * as ioctlAbi from "./abi/ioctl.ts";
 export * as processAbi from "./abi/process.ts";
@@ -13,6 +14,13 @@ export * as structs from "./abi/structs.ts";
 export { NR, NR_SYSCALLS, SYSCALL_NAMES, type SyscallName } from "./abi/syscalls.ts";
 export * from "./context.ts";
 export { createDispatcher, type Dispatcher, type DispatcherOptions, syscallName } from "./dispatch.ts";
+export {
+  type ExecDependencies,
+  type ExecPrepare,
+  type ExecProgram,
+  registerExecHandlers,
+} from "./exec/handlers.ts";
+export { parseShebang, type ShebangLine } from "./exec/script.ts";
 export { BUILTIN_HANDLERS } from "./handlers/index.ts";
 export { UNAME } from "./handlers/process.ts";
 export { hostErrnoToLinux } from "./host/ffi.ts";

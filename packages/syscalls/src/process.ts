@@ -215,7 +215,8 @@ function defaultRlimits(): Array<[bigint, bigint]> {
 
 export class ProcessState {
   readonly fds: FdTable;
-  readonly exePath: string;
+  /** Host path of the running program (/proc/self/exe); execve changes it. */
+  exePath: string;
   readonly pid: number;
   readonly ppid: number;
   readonly uid: number;

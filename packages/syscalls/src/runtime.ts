@@ -13,6 +13,7 @@ import { STATX, STATX_BASIC_STATS } from "./abi/structs.ts";
 import { NR } from "./abi/syscalls.ts";
 import type { SyscallResult } from "./context.ts";
 import { createDispatcher, type Dispatcher } from "./dispatch.ts";
+import { type ExecPrepare, registerExecHandlers } from "./exec/handlers.ts";
 import { type Host, SCRATCH_GENERAL, sharedHost } from "./host/host.ts";
 import { GuestMemory } from "./memory.ts";
 import type { AddressSpace } from "./mm/address-space.ts";
@@ -50,6 +51,8 @@ export interface GuestRuntimeOptions {
   /** The vCPU's registers (signal frames are built from and restored to them). */
   registers: RegisterAccess;
   trace?: (line: string) => void;
+  /** execve/execveat's loader (see exec/handlers.ts); without it they stay ENOSYS. */
+  exec?: ExecPrepare;
 }
 
 export interface GuestRuntime {
@@ -76,6 +79,7 @@ export function createGuestRuntime(options: GuestRuntimeOptions): GuestRuntime {
   registerProcFiles(process, (name) => (name === "maps" ? renderMaps(space) : null));
   const signals = new SignalDelivery(memory, process, options.registers);
   registerSignalHandlers(dispatcher, signals, options.registers);
+  if (options.exec) registerExecHandlers(dispatcher, { space, signals, prepare: options.exec });
   // Writing to a pipe (or socket) nobody reads: Linux fails the write with EPIPE *and* sends SIGPIPE, whose
   // default action ends the process (status 141 in a shell), as in `yes | head -1`.
   const dispatchAndSignal = (frame: Uint32Array): SyscallResult => {

@@ -4,22 +4,26 @@
  * for faults, undefined instructions, breakpoints and exit.
  */
 import { statSync, writeSync } from "node:fs";
-import type { Backend, Vcpu, Vm } from "@guest/hvf-bindings";
+import type { Backend, GeneralRegister, Vcpu, Vm } from "@guest/hvf-bindings";
 import { SYSCALL_LEAVE, SYSCALL_RESUME } from "@guest/hvf-bindings";
 import {
   buildInitialStack,
   DEFAULT_HWCAP,
   DEFAULT_HWCAP2,
-  type ElfImage,
+  ElfError,
+  type LoadPlan,
   parseElf,
   pieLoadBias,
   planLoad,
+  type StackString,
   writeSegments,
 } from "@guest/loader";
 import {
   AddressSpace,
   createGuestRuntime,
   type DeliveryOutcome,
+  type ExecProgram,
+  errno,
   type GuestRuntime,
   PROT_EXEC,
   PROT_READ,
@@ -62,6 +66,28 @@ export function outcomeToExitCode(outcome: GuestOutcome): number {
   return outcome.kind === "exited" ? outcome.status & 0xff : 128 + outcome.signal;
 }
 
+/** A program to load: at start-up and at every execve. */
+interface ProgramToLoad {
+  /** Host path of the ELF file (its mappings are named after it). */
+  path: string;
+  bytes: Uint8Array;
+  argv: readonly StackString[];
+  envp: readonly StackString[];
+  /** AT_EXECFN. */
+  execfn: StackString;
+}
+
+/** Every general register execve zeroes (start_thread: memset(regs, 0); TLS and FP control cleared too). */
+const ZEROED_AT_EXEC: readonly GeneralRegister[] = [
+  ...Array.from({ length: 31 }, (_, i) => `x${i}` as GeneralRegister),
+  "nzcv",
+  "tpidr_el0",
+  "tpidrro_el0",
+  "fpcr",
+  "fpsr",
+];
+const ZERO_VECTOR = new Uint8Array(16);
+
 export class GuestProcess {
   readonly vm: Vm;
   readonly vcpu: Vcpu;
@@ -69,7 +95,13 @@ export class GuestProcess {
   readonly runtime: GuestRuntime;
 
   constructor(private readonly options: GuestOptions) {
-    const image = parseElf(options.executable);
+    const load = this.prepare({
+      path: options.executablePath,
+      bytes: options.executable,
+      argv: options.argv,
+      envp: options.envp,
+      execfn: options.execfn,
+    });
     this.vm = options.backend.createVm({ memorySize: GUEST_MEMORY_SIZE });
     try {
       this.space = new AddressSpace(this.vm, {
@@ -84,26 +116,54 @@ export class GuestProcess {
         exePath: options.executablePath,
         registers: this.vcpu,
         trace: options.trace,
+        exec: (program) => this.prepareExec(program),
       });
-      this.load(image);
+      load();
     } catch (error) {
       this.vm.destroy();
       throw error;
     }
   }
 
-  private load(image: ElfImage): void {
-    const { options, space, vm } = this;
+  /**
+   * Check and plan `program` (throws ElfError) without touching the VM; the returned function loads it into
+   * an empty address space. Start-up and execve both go through here.
+   */
+  private prepare(program: ProgramToLoad): () => void {
+    const image = parseElf(program.bytes);
     // Static-PIE lands at PIE_LOAD_BASE (rounded up to its segment alignment); ET_EXEC at its own addresses.
     const plan = planLoad(image, {
       loadBias: image.isPie ? pieLoadBias(image, PIE_LOAD_BASE) : 0,
       minAddress: MMAP_MIN_ADDR,
       maxAddress: STACK_TOP - STACK_SIZE,
     });
+    return () => this.load(program, plan);
+  }
+
+  /** execve's loader: an ELF the loader refuses (PT_INTERP included) is ENOEXEC, said so under --trace. */
+  private prepareExec(program: ExecProgram): (() => void) | number {
+    try {
+      return this.prepare({
+        path: program.path,
+        bytes: program.bytes,
+        argv: program.argv,
+        envp: program.envp,
+        execfn: program.filename,
+      });
+    } catch (error) {
+      if (!(error instanceof ElfError)) throw error;
+      this.options.trace?.(`[guest] execve: ${program.path}: ${error.message}: ENOEXEC`);
+      return -errno.ENOEXEC;
+    }
+  }
+
+  /** Map the planned image, [vdso] and the stack into the (empty) address space; set the entry registers. */
+  private load(program: ProgramToLoad, plan: LoadPlan): void {
+    const { space, vm, vcpu } = this;
     // Each mapping is a private file mapping of the executable up to the end of its file-backed bytes (as
     // /proc/self/maps shows it: device, inode, offset, path); the rest (BSS pages past the file) is anonymous.
     // Mapped writable first so the loader can copy; the segment's own prot is applied right after.
-    const identity = fileIdentity(options.executablePath);
+    const identity = fileIdentity(program.path);
     for (const mapping of plan.mappings) {
       const segment = plan.segments.find(
         (candidate) => candidate.end > mapping.start && candidate.start < mapping.end,
@@ -123,12 +183,12 @@ export class GuestProcess {
           length: end - start,
           prot: PROT_READ | PROT_WRITE,
           file: fromFile && identity ? { ...identity, offset: fileOffset } : undefined,
-          name: fromFile ? options.executablePath : undefined,
+          name: fromFile ? program.path : undefined,
         });
         if (mapped < 0) throw new Error(`cannot map the image at 0x${start.toString(16)} (errno ${-mapped})`);
       }
     }
-    writeSegments(plan, options.executable, vm.memory.bytes);
+    writeSegments(plan, program.bytes, vm.memory.bytes);
     for (const segment of plan.mappings) {
       const result = space.mprotect(segment.start, segment.end - segment.start, segment.prot);
       if (result < 0)
@@ -153,9 +213,9 @@ export class GuestProcess {
     const { sp } = buildInitialStack({
       memory: vm.memory.bytes,
       stackTop: STACK_TOP,
-      argv: options.argv,
-      envp: options.envp,
-      execfn: options.execfn,
+      argv: program.argv,
+      envp: program.envp,
+      execfn: program.execfn,
       phdr: plan.phdrAddress,
       phent: plan.phent,
       phnum: plan.phnum,
@@ -173,9 +233,14 @@ export class GuestProcess {
       platform: "aarch64",
       random,
     });
-    this.vm.invalidateCode(0, RESERVED_START);
-    this.vcpu.setRegister("sp", BigInt(sp));
-    this.vcpu.setRegister("pc", BigInt(plan.entry));
+    // Translated code: every executable page of the new image was invalidated as it became executable (mapFixed
+    // and mprotect queue it; commit() sent it), which at execve covers whatever the old program left cached
+    // there. A whole-space invalidateCode(0, …) cannot be used mid-run: Unicorn translates the start address
+    // first, and address 0 is unmapped (the fetch fault would abort the syscall).
+    for (const name of ZEROED_AT_EXEC) vcpu.setRegister(name, 0n);
+    for (let i = 0; i < 32; i++) vcpu.setVector(i, ZERO_VECTOR);
+    vcpu.setRegister("sp", BigInt(sp));
+    vcpu.setRegister("pc", BigInt(plan.entry));
   }
 
   /**
@@ -216,8 +281,11 @@ export class GuestProcess {
       } else if (result.control === "bad-signal-frame") {
         this.outcome = this.killedBy(sig.SIGSEGV, "rt_sigreturn found no valid signal frame");
         return SYSCALL_LEAVE;
+      } else if (result.control === "fatal-signal") {
+        this.outcome = this.killedBy(result.signal, result.detail);
+        return SYSCALL_LEAVE;
       } else {
-        // rt_sigreturn (and later execve) set every register: X0 too, and the core writes X0 from the frame.
+        // rt_sigreturn and execve set every register: X0 too, and the core writes X0 from the frame.
         this.setFrameX0(vcpu.getRegister("x0"));
       }
       if (signals.anyPending) return this.deliverAtSyscallReturn();

@@ -674,6 +674,26 @@ export class AddressSpace {
     this.fileReaders.clear();
   }
 
+  /**
+   * execve: empty the address space (exec_mmap gives the new program a fresh mm). Every mapping is unmapped
+   * (shared file overlays undone, file references released, memory discarded) and the tables and the tracker
+   * start over. Translated code needs no flush here: a page can only run again once it is mapped executable,
+   * and mapFixed/mprotect invalidate it at that moment.
+   */
+  reset(): void {
+    const end = this.layout.reservedStart;
+    this.munmap(0, end);
+    this.close();
+    this.tables.clear();
+    this.regions.clear();
+    this.busPages = [];
+    this.writableSharedFiles.clear();
+    this.lockFuture = false;
+    this.brkStart = 0;
+    this.brkEnd = 0;
+    this.pendingCode.length = 0;
+  }
+
   /** Set up the heap right after the loaded image. */
   initBrk(imageEnd: number): void {
     this.brkStart = pageUp(imageEnd);

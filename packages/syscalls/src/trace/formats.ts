@@ -131,6 +131,7 @@ export const SYSCALL_FORMATS: Readonly<Record<string, SyscallFormatSpec>> = {
   wait4: { args: ["int", "ptr", "hex", "ptr"] },
   clone: { args: ["hex", "ptr", "ptr", "ptr", "ptr"] },
   execve: { args: ["path", "ptr", "ptr"] },
+  execveat: { args: ["dirfd", "path", "ptr", "ptr", "atflags"] },
   // Memory management (handlers registered by the runtime).
   brk: { args: ["ptr"], ret: "hex" },
   mmap: { args: ["ptr", "size", "prot", "mmapflags", "fd", "long"], ret: "hex" },
