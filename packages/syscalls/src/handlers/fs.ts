@@ -228,12 +228,18 @@ export const unlinkat: SyscallHandler = (args, ctx) => {
   return ctx.host.sym.host_unlinkat(dirfd, path, flags);
 };
 
-function rename(ctx: SyscallContext, args: Parameters<SyscallHandler>[0], flags: number): number {
-  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)) return -EINVAL;
-  if (flags & RENAME_NOREPLACE && flags & RENAME_EXCHANGE) return -EINVAL;
+/**
+ * The (olddirfd, oldpath, newdirfd, newpath) arguments 0..3 of renameat/linkat as host values, or -errno.
+ * `oldMayBeEmpty`: AT_EMPTY_PATH lets the old path be "" (linkat).
+ */
+function twoPaths(
+  ctx: SyscallContext,
+  args: Parameters<SyscallHandler>[0],
+  oldMayBeEmpty = false,
+): { oldDir: number; oldPath: number; newDir: number; newPath: number } | number {
   const oldAddress = args.ptr(1);
   const newAddress = args.ptr(3);
-  const oldPath = hostPath(ctx, oldAddress);
+  const oldPath = hostPath(ctx, oldAddress, undefined, oldMayBeEmpty);
   if (oldPath < 0) return oldPath;
   const newPath = hostPath(ctx, newAddress, SCRATCH_PATH_B);
   if (newPath < 0) return newPath;
@@ -241,7 +247,15 @@ function rename(ctx: SyscallContext, args: Parameters<SyscallHandler>[0], flags:
   if (oldDir < 0 && oldDir !== -100) return oldDir;
   const newDir = hostDirFd(ctx, args.int(2), newAddress);
   if (newDir < 0 && newDir !== -100) return newDir;
-  return ctx.host.sym.host_renameat2(oldDir, oldPath, newDir, newPath, flags);
+  return { oldDir, oldPath, newDir, newPath };
+}
+
+function rename(ctx: SyscallContext, args: Parameters<SyscallHandler>[0], flags: number): number {
+  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)) return -EINVAL;
+  if (flags & RENAME_NOREPLACE && flags & RENAME_EXCHANGE) return -EINVAL;
+  const paths = twoPaths(ctx, args);
+  if (typeof paths === "number") return paths;
+  return ctx.host.sym.host_renameat2(paths.oldDir, paths.oldPath, paths.newDir, paths.newPath, flags);
 }
 
 export const renameat: SyscallHandler = (args, ctx) => rename(ctx, args, 0);
@@ -261,17 +275,9 @@ export const symlinkat: SyscallHandler = (args, ctx) => {
 export const linkat: SyscallHandler = (args, ctx) => {
   const flags = args.int(4);
   if (flags & ~(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH)) return -EINVAL;
-  const oldAddress = args.ptr(1);
-  const newAddress = args.ptr(3);
-  const oldPath = hostPath(ctx, oldAddress, undefined, (flags & AT_EMPTY_PATH) !== 0);
-  if (oldPath < 0) return oldPath;
-  const newPath = hostPath(ctx, newAddress, SCRATCH_PATH_B);
-  if (newPath < 0) return newPath;
-  const oldDir = hostDirFd(ctx, args.int(0), oldAddress);
-  if (oldDir < 0 && oldDir !== -100) return oldDir;
-  const newDir = hostDirFd(ctx, args.int(2), newAddress);
-  if (newDir < 0 && newDir !== -100) return newDir;
-  return ctx.host.sym.host_linkat(oldDir, oldPath, newDir, newPath, flags);
+  const paths = twoPaths(ctx, args, (flags & AT_EMPTY_PATH) !== 0);
+  if (typeof paths === "number") return paths;
+  return ctx.host.sym.host_linkat(paths.oldDir, paths.oldPath, paths.newDir, paths.newPath, flags);
 };
 
 export const fchmod: SyscallHandler = (args, ctx) => {

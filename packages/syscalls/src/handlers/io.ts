@@ -7,25 +7,29 @@ import { SCRATCH_GENERAL } from "../host/host.ts";
 /** Linux MAX_RW_COUNT: one read/write moves at most INT_MAX rounded down to a page. */
 const MAX_RW_COUNT = 0x7fff_f000;
 
-export const read: SyscallHandler = (args, ctx) => {
+/**
+ * read(2)/write(2): the guest buffer goes to the host call in place, cut at the first page the guest cannot
+ * access in the needed direction (EFAULT only when nothing of it is accessible), as Linux does.
+ */
+function transfer(
+  args: Parameters<SyscallHandler>[0],
+  ctx: Parameters<SyscallHandler>[1],
+  intoGuest: boolean,
+): number {
   const entry = ctx.process.fds.get(args.int(0));
   if (entry === undefined) return -EBADF;
   const buf = args.ptr(1);
   const count = Math.min(args.ulong(2), MAX_RW_COUNT);
-  const length = ctx.memory.accessiblePrefix(buf, count, true);
+  const length = ctx.memory.accessiblePrefix(buf, count, intoGuest);
   if (length === 0 && count > 0) return -EFAULT;
-  return ctx.host.sym.host_read(entry.hostFd, ctx.memory.hostAddress + (length === 0 ? 0 : buf), length);
-};
+  const address = ctx.memory.hostAddress + (length === 0 ? 0 : buf);
+  return intoGuest
+    ? ctx.host.sym.host_read(entry.hostFd, address, length)
+    : ctx.host.sym.host_write(entry.hostFd, address, length);
+}
 
-export const write: SyscallHandler = (args, ctx) => {
-  const entry = ctx.process.fds.get(args.int(0));
-  if (entry === undefined) return -EBADF;
-  const buf = args.ptr(1);
-  const count = Math.min(args.ulong(2), MAX_RW_COUNT);
-  const length = ctx.memory.accessiblePrefix(buf, count, false);
-  if (length === 0 && count > 0) return -EFAULT;
-  return ctx.host.sym.host_write(entry.hostFd, ctx.memory.hostAddress + (length === 0 ? 0 : buf), length);
-};
+export const read: SyscallHandler = (args, ctx) => transfer(args, ctx, true);
+export const write: SyscallHandler = (args, ctx) => transfer(args, ctx, false);
 
 export const pread64: SyscallHandler = (args, ctx) => {
   const entry = ctx.process.fds.get(args.int(0));
