@@ -77,6 +77,7 @@ const programCases: ProgramCase[] = [
   { title: "sys_proc", fixture: "sys_proc" },
   { title: "sys_time", fixture: "sys_time" },
   { title: "sys_mem", fixture: "sys_mem" },
+  { title: "sys_poll", fixture: "sys_poll", options: { args: ["one", "two words", ""] } },
 ];
 
 // Any guest program without a case above still runs once, with no arguments, and must exit 0. The mem_*

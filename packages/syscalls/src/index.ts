@@ -37,6 +37,7 @@ export {
 } from "./mm/address-space.ts";
 export { registerMemoryHandlers, resolveMappableFile } from "./mm/handlers.ts";
 export {
+  type ArgsArea,
   type FdEntry,
   FdTable,
   type ProcessOptions,

@@ -213,6 +213,15 @@ function defaultRlimits(): Array<[bigint, bigint]> {
   return limits;
 }
 
+/** Guest addresses of the argv/envp strings and the initial stack pointer (see ProcessState.argsArea). */
+export interface ArgsArea {
+  argStart: number;
+  argEnd: number;
+  envStart: number;
+  envEnd: number;
+  startStack: number;
+}
+
 export class ProcessState {
   readonly fds: FdTable;
   /** Host path of the running program (/proc/self/exe); execve changes it. */
@@ -240,6 +249,11 @@ export class ProcessState {
   personality = 0;
   /** Process-wide pending signals (kill to the process); rt_sigpending reports them with the thread's. */
   sharedPending = 0n;
+  /**
+   * Where the loader put argv and envp strings (mm->arg_start/arg_end/env_start/env_end) and the initial stack
+   * pointer (mm->start_stack): /proc/self/{cmdline,environ,stat} read them. Set by the app after each load.
+   */
+  argsArea: ArgsArea = { argStart: 0, argEnd: 0, envStart: 0, envEnd: 0, startStack: 0 };
   /** The guest's umask; mirrored into the host process's umask so host creat/mkdir apply it. */
   umask: number;
   /** Host fd of the guest's cwd (O_PATH directory) and its absolute path. */
@@ -291,6 +305,11 @@ export class ProcessState {
           this.fds.install(fd, { hostFd, cloexec: false, path: hostLayer.fdPath(hostFd) ?? "" });
       }
     }
+  }
+
+  /** Records the argv/envp area of the program just loaded (start-up and every execve). */
+  setArgsArea(area: ArgsArea): void {
+    this.argsArea = { ...area };
   }
 
   get tid(): number {

@@ -20,6 +20,14 @@ import type { AddressSpace } from "./mm/address-space.ts";
 import { registerMemoryHandlers } from "./mm/handlers.ts";
 import { ProcessState } from "./process.ts";
 import { closeProcFiles, registerProcFiles } from "./procfs.ts";
+import {
+  type ProcSource,
+  renderCmdline,
+  renderComm,
+  renderEnviron,
+  renderStat,
+  renderStatus,
+} from "./procfs-process.ts";
 import { SI_USER } from "./signals/abi.ts";
 import { type RegisterAccess, SignalDelivery } from "./signals/delivery.ts";
 import { registerSignalHandlers } from "./signals/handlers.ts";
@@ -42,6 +50,15 @@ for (const nr of [
 ]) {
   RAISES_SIGPIPE[nr] = 1;
 }
+
+/** /proc/self files rendered from the guest's state (besides maps). */
+const PROCESS_FILES: Record<string, (source: ProcSource) => string | Uint8Array> = {
+  stat: renderStat,
+  status: renderStatus,
+  cmdline: renderCmdline,
+  environ: renderEnviron,
+  comm: renderComm,
+};
 
 export interface GuestRuntimeOptions {
   space: AddressSpace;
@@ -76,7 +93,12 @@ export function createGuestRuntime(options: GuestRuntimeOptions): GuestRuntime {
   for (const fd of [0, 1, 2]) giveBlockingDescription(process, fd, sharedHost());
   const dispatcher = createDispatcher({ memory, process, trace: options.trace });
   registerMemoryHandlers(dispatcher, space, options.memory.hostAddress);
-  registerProcFiles(process, (name) => (name === "maps" ? renderMaps(space) : null));
+  registerProcFiles(process, (name) => {
+    if (name === "maps") return renderMaps(space);
+    const render = PROCESS_FILES[name];
+    if (render === undefined) return null;
+    return render({ process, memory, regions: space.regions.toArray(), brkStart: space.brkStart });
+  });
   const signals = new SignalDelivery(memory, process, options.registers);
   registerSignalHandlers(dispatcher, signals, options.registers);
   if (options.exec) registerExecHandlers(dispatcher, { space, signals, prepare: options.exec });

@@ -210,7 +210,7 @@ export class GuestProcess {
     space.commit();
 
     const random = crypto.getRandomValues(new Uint8Array(16));
-    const { sp } = buildInitialStack({
+    const { sp, argStart, argEnd, envStart, envEnd } = buildInitialStack({
       memory: vm.memory.bytes,
       stackTop: STACK_TOP,
       argv: program.argv,
@@ -237,6 +237,7 @@ export class GuestProcess {
     // and mprotect queue it; commit() sent it), which at execve covers whatever the old program left cached
     // there. A whole-space invalidateCode(0, …) cannot be used mid-run: Unicorn translates the start address
     // first, and address 0 is unmapped (the fetch fault would abort the syscall).
+    this.runtime.process.setArgsArea({ argStart, argEnd, envStart, envEnd, startStack: sp });
     for (const name of ZEROED_AT_EXEC) vcpu.setRegister(name, 0n);
     for (let i = 0; i < 32; i++) vcpu.setVector(i, ZERO_VECTOR);
     vcpu.setRegister("sp", BigInt(sp));

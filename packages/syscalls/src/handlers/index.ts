@@ -5,6 +5,7 @@ import * as cred from "./credentials.ts";
 import * as fd from "./fd.ts";
 import * as fs from "./fs.ts";
 import * as io from "./io.ts";
+import * as poll from "./poll.ts";
 import { prctl } from "./prctl.ts";
 import * as proc from "./process.ts";
 import * as sched from "./sched.ts";
@@ -114,4 +115,6 @@ export const BUILTIN_HANDLERS: Partial<Record<SyscallName, SyscallHandler>> = {
   prctl,
   personality: proc.personality,
   rt_sigpending: signal.rtSigpending,
+  ppoll: poll.ppoll,
+  pselect6: poll.pselect6,
 };

@@ -66,7 +66,7 @@ function isProcPrefix(bytes: Uint8Array, address: number): boolean {
 }
 
 /** /proc/<self>/<file> names rendered by the runtime (procfs.ts) rather than read from the host. */
-const SYNTHETIC_PROC_FILE = /^\/proc\/(self|thread-self|\d+)\/(maps)$/;
+const SYNTHETIC_PROC_FILE = /^\/proc\/(self|thread-self|\d+)\/(maps|stat|status|cmdline|environ|comm)$/;
 
 function rewriteProc(ctx: SyscallContext, path: string, slot: number): number | null {
   const synthetic = SYNTHETIC_PROC_FILE.exec(path);

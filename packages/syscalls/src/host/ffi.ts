@@ -85,6 +85,8 @@ const symbols = {
   host_setpriority: { args: [i32, i32, i32], returns: i64_fast },
   host_getcpu: { args: [u64], returns: i64_fast },
   host_ioprio_get: { args: [i32, i32], returns: i64_fast },
+  host_ppoll: { args: [u64, u64, u64], returns: i64_fast },
+  host_pselect: { args: [i32, u64, u64, u64, u64], returns: i64_fast },
 } as const;
 
 type HostLibrary = ReturnType<typeof cc<typeof symbols>>;

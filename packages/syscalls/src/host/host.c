@@ -102,12 +102,16 @@ int flock(int, int);
 #define HOST_SYS_setpriority 141
 #define HOST_SYS_getcpu 309
 #define HOST_SYS_ioprio_get 252
+#define HOST_SYS_ppoll 271
+#define HOST_SYS_pselect6 270
 #elif defined(__aarch64__)
 #define HOST_SYS_sched_getaffinity 123
 #define HOST_SYS_getpriority 141
 #define HOST_SYS_setpriority 140
 #define HOST_SYS_getcpu 168
 #define HOST_SYS_ioprio_get 31
+#define HOST_SYS_ppoll 73
+#define HOST_SYS_pselect6 72
 #endif
 
 /* Scratch space for structures built or parsed in JS (host iovec arrays, path strings, fd pairs). */
@@ -218,3 +222,16 @@ long host_setpriority(int which, int who, int nice) { return RET(syscall(HOST_SY
 /* Two u32 (cpu, node) at `out`. */
 long host_getcpu(unsigned int *out) { return RET(syscall(HOST_SYS_getcpu, out, out + 1, 0)); }
 long host_ioprio_get(int which, int who) { return RET(syscall(HOST_SYS_ioprio_get, which, who)); }
+/*
+ * The raw ppoll syscall (no signal mask: the guest's mask is the runtime's business): unlike glibc's poll,
+ * it writes the remaining time back into `timeout` (NULL blocks without limit). struct pollfd and
+ * struct timespec have the same layout on every Linux arch.
+ */
+long host_ppoll(void *fds, unsigned long nfds, void *timeout) {
+  return RET(syscall(HOST_SYS_ppoll, fds, nfds, timeout, 0, 8));
+}
+/* The raw pselect6 syscall, no signal mask, remaining time written back into `timeout`. The fd_sets are
+ * the host's bit arrays of n bits (longs), built by the caller from the guest's sets. */
+long host_pselect(int n, void *in, void *out, void *ex, void *timeout) {
+  return RET(syscall(HOST_SYS_pselect6, n, in, out, ex, timeout, 0));
+}

@@ -128,6 +128,7 @@ export const SYSCALL_FORMATS: Readonly<Record<string, SyscallFormatSpec>> = {
   sendfile: { args: ["fd", "fd", "ptr", "size"] },
   futex: { args: ["ptr", "int", "int", "ptr", "ptr", "int"] },
   ppoll: { args: ["ptr", "int", "ptr", "ptr", "size"] },
+  pselect6: { args: ["int", "ptr", "ptr", "ptr", "ptr", "ptr"] },
   wait4: { args: ["int", "ptr", "hex", "ptr"] },
   clone: { args: ["hex", "ptr", "ptr", "ptr", "ptr"] },
   execve: { args: ["path", "ptr", "ptr"] },
