@@ -8,62 +8,40 @@ import { SCRATCH_GENERAL } from "../host/host.ts";
 const MAX_RW_COUNT = 0x7fff_f000;
 
 /**
- * read(2)/write(2): the guest buffer goes to the host call in place, cut at the first page the guest cannot
- * access in the needed direction (EFAULT only when nothing of it is accessible), as Linux does.
+ * read/write/pread64/pwrite64: the guest buffer goes to the host call in place, cut at the first page the guest
+ * cannot access in the needed direction (EFAULT only when nothing of it is accessible), as Linux does.
+ * `positioned`: the p* variants, whose offset (argument 3) must not be negative.
  */
 function transfer(
   args: Parameters<SyscallHandler>[0],
   ctx: Parameters<SyscallHandler>[1],
   intoGuest: boolean,
+  positioned: boolean,
 ): number {
   const entry = ctx.process.fds.get(args.int(0));
   if (entry === undefined) return -EBADF;
+  const offset = positioned ? args.long(3) : 0;
+  if (offset < 0) return -EINVAL;
   const buf = args.ptr(1);
   const count = Math.min(args.ulong(2), MAX_RW_COUNT);
   const length = ctx.memory.accessiblePrefix(buf, count, intoGuest);
   if (length === 0 && count > 0) return -EFAULT;
   const address = ctx.memory.hostAddress + (length === 0 ? 0 : buf);
+  const host = ctx.host.sym;
+  if (positioned) {
+    return intoGuest
+      ? host.host_pread(entry.hostFd, address, length, offset)
+      : host.host_pwrite(entry.hostFd, address, length, offset);
+  }
   return intoGuest
-    ? ctx.host.sym.host_read(entry.hostFd, address, length)
-    : ctx.host.sym.host_write(entry.hostFd, address, length);
+    ? host.host_read(entry.hostFd, address, length)
+    : host.host_write(entry.hostFd, address, length);
 }
 
-export const read: SyscallHandler = (args, ctx) => transfer(args, ctx, true);
-export const write: SyscallHandler = (args, ctx) => transfer(args, ctx, false);
-
-export const pread64: SyscallHandler = (args, ctx) => {
-  const entry = ctx.process.fds.get(args.int(0));
-  if (entry === undefined) return -EBADF;
-  const offset = args.long(3);
-  if (offset < 0) return -EINVAL;
-  const buf = args.ptr(1);
-  const count = Math.min(args.ulong(2), MAX_RW_COUNT);
-  const length = ctx.memory.accessiblePrefix(buf, count, true);
-  if (length === 0 && count > 0) return -EFAULT;
-  return ctx.host.sym.host_pread(
-    entry.hostFd,
-    ctx.memory.hostAddress + (length === 0 ? 0 : buf),
-    length,
-    offset,
-  );
-};
-
-export const pwrite64: SyscallHandler = (args, ctx) => {
-  const entry = ctx.process.fds.get(args.int(0));
-  if (entry === undefined) return -EBADF;
-  const offset = args.long(3);
-  if (offset < 0) return -EINVAL;
-  const buf = args.ptr(1);
-  const count = Math.min(args.ulong(2), MAX_RW_COUNT);
-  const length = ctx.memory.accessiblePrefix(buf, count, false);
-  if (length === 0 && count > 0) return -EFAULT;
-  return ctx.host.sym.host_pwrite(
-    entry.hostFd,
-    ctx.memory.hostAddress + (length === 0 ? 0 : buf),
-    length,
-    offset,
-  );
-};
+export const read: SyscallHandler = (args, ctx) => transfer(args, ctx, true, false);
+export const write: SyscallHandler = (args, ctx) => transfer(args, ctx, false, false);
+export const pread64: SyscallHandler = (args, ctx) => transfer(args, ctx, true, true);
+export const pwrite64: SyscallHandler = (args, ctx) => transfer(args, ctx, false, true);
 
 /**
  * Builds the host iovec array in scratch from the guest's: each guest base becomes a host pointer.
