@@ -7,9 +7,9 @@ import { statSync } from "node:fs";
 import type { GuestPhysicalMemory } from "@guest/hvf-bindings";
 import { formatProcMaps } from "@guest/region-tracker";
 import { EPIPE } from "./abi/errno.ts";
-import { AT_EMPTY_PATH, F_GETFL, F_SETFL, O_ACCMODE, O_CLOEXEC, O_NONBLOCK } from "./abi/fcntl.ts";
+import { F_GETFL, F_SETFL, O_ACCMODE, O_CLOEXEC, O_NONBLOCK } from "./abi/fcntl.ts";
 import { SIGPIPE } from "./abi/signal.ts";
-import { STATX, STATX_BASIC_STATS } from "./abi/structs.ts";
+import { STATX } from "./abi/structs.ts";
 import { NR } from "./abi/syscalls.ts";
 import type { SyscallResult } from "./context.ts";
 import { createDispatcher, type Dispatcher } from "./dispatch.ts";
@@ -141,13 +141,7 @@ function giveBlockingDescription(process: ProcessState, guestFd: number, host: H
   if (!entry) return;
   const flags = host.sym.host_fcntl(entry.hostFd, F_GETFL, 0);
   if (flags < 0 || !(flags & O_NONBLOCK)) return;
-  const stat = host.sym.host_statx(
-    entry.hostFd,
-    host.cString(""),
-    AT_EMPTY_PATH,
-    STATX_BASIC_STATS,
-    host.scratchAddress + SCRATCH_GENERAL,
-  );
+  const stat = host.statFd(entry.hostFd);
   const type = stat < 0 ? 0 : host.scratchView.getUint16(SCRATCH_GENERAL + STATX.mode, true) & S_IFMT;
   if (type === S_IFREG) return;
   if (type !== S_IFSOCK) {

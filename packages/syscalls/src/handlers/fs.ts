@@ -372,13 +372,7 @@ export const getcwd: SyscallHandler = (args, ctx) => {
 /** Makes host directory fd `dirFd` (owned by the caller) the guest's cwd, after the checks chdir does. */
 function enterDirectory(ctx: SyscallContext, dirFd: number): number {
   const sym = ctx.host.sym;
-  const stat = sym.host_statx(
-    dirFd,
-    emptyPath(ctx),
-    AT_EMPTY_PATH,
-    STATX_BASIC_STATS,
-    ctx.host.scratchAddress + SCRATCH_GENERAL,
-  );
+  const stat = ctx.host.statFd(dirFd);
   if (stat < 0) return stat;
   const mode = ctx.host.scratchView.getUint16(SCRATCH_GENERAL + STATX.mode, true);
   if ((mode & S_IFMT) !== S_IFDIR) return -ENOTDIR;

@@ -3,8 +3,11 @@
  * fixed slots so no call allocates. Slots: a general area (host iovec arrays, structures on their way
  * between layouts) and two path slots (for paths the handlers build or rewrite, e.g. /proc/self/fd/N).
  */
+
 import { type Pointer, toArrayBuffer } from "bun:ffi";
 import { ENAMETOOLONG } from "../abi/errno.ts";
+import { AT_EMPTY_PATH } from "../abi/fcntl.ts";
+import { STATX_BASIC_STATS } from "../abi/structs.ts";
 import { type HostSymbols, loadHost } from "./ffi.ts";
 
 export const SCRATCH_GENERAL = 0;
@@ -36,6 +39,20 @@ export class Host {
     if (written === undefined || written >= SCRATCH_PATH_SIZE - 1) return -ENAMETOOLONG;
     this.scratch[slot + written] = 0;
     return this.scratchAddress + slot;
+  }
+
+  /**
+   * statx(2) of a host fd itself (empty path, AT_EMPTY_PATH) into the general scratch slot: 0 or -errno; the
+   * struct statx is then read from `scratchView` at SCRATCH_GENERAL (field offsets in STATX).
+   */
+  statFd(hostFd: number): number {
+    return this.sym.host_statx(
+      hostFd,
+      this.cString(""),
+      AT_EMPTY_PATH,
+      STATX_BASIC_STATS,
+      this.scratchAddress + SCRATCH_GENERAL,
+    );
   }
 
   /** The absolute path a host fd refers to, or null. */

@@ -3,8 +3,8 @@
  * File mappings resolve the guest fd through the fd table and copy the file's bytes in with host pread
  * straight into guest memory.
  */
-import { AT_EMPTY_PATH, F_GETFL, O_ACCMODE, O_RDONLY, O_RDWR, O_WRONLY } from "../abi/fcntl.ts";
-import { STATX, STATX_BASIC_STATS } from "../abi/structs.ts";
+import { F_GETFL, O_ACCMODE, O_RDONLY, O_RDWR, O_WRONLY } from "../abi/fcntl.ts";
+import { STATX } from "../abi/structs.ts";
 import { NR } from "../abi/syscalls.ts";
 import type { SyscallContext, SyscallHandler } from "../context.ts";
 import type { Dispatcher } from "../dispatch.ts";
@@ -39,13 +39,7 @@ export function resolveMappableFile(
   const hostFd = entry.hostFd;
   const accessMode = host.sym.host_fcntl(hostFd, F_GETFL, 0);
   if (accessMode < 0) return accessMode;
-  const statx = host.sym.host_statx(
-    hostFd,
-    host.cString(""),
-    AT_EMPTY_PATH,
-    STATX_BASIC_STATS,
-    host.scratchAddress + SCRATCH_GENERAL,
-  );
+  const statx = host.statFd(hostFd);
   if (statx < 0) return statx;
   const view = host.scratchView;
   const mode = view.getUint16(SCRATCH_GENERAL + STATX.mode, true);
@@ -80,13 +74,7 @@ export function resolveMappableFile(
   };
 
   function fileSize(fd: number): number {
-    const result = host.sym.host_statx(
-      fd,
-      host.cString(""),
-      AT_EMPTY_PATH,
-      STATX_BASIC_STATS,
-      host.scratchAddress + SCRATCH_GENERAL,
-    );
+    const result = host.statFd(fd);
     if (result < 0) return result;
     return Number(host.scratchView.getBigUint64(SCRATCH_GENERAL + STATX.size_, true));
   }
