@@ -4,27 +4,32 @@
  * nothing else. EL0 can reach none of it (AP, APTable and UXN all say so). Pure: writes into a view
  * of the private region, given the region's guest physical address.
  */
+import { DESC_ATTR_INDEX_SHIFT, DESC64 } from "@guest/pagetable";
 import { MAIR_ATTR_INDEX_NORMAL } from "../hvf/constants.ts";
 import { MAX_VCPUS, PAGE_SIZE, PRIVATE, SHIM_CODE_MAX, SHIM_VA_BASE, VCPU_SLOT_SIZE } from "./layout.ts";
 import { SHIM_BYTES } from "./shim-bytes.ts";
 
-/** Stage-1 descriptor bits (4 KiB granule). */
+/**
+ * Stage-1 descriptor bits (4 KiB granule). The architectural bits shared with the guest's tables come from
+ * @guest/pagetable's one table; only the EL1-only encodings (EL1 AP values, table-level APTable/UXNTable)
+ * are defined here.
+ */
 export const DESC = {
-  VALID: 1n,
+  VALID: DESC64.valid,
   /** Table descriptor at L0..L2, page descriptor at L3. */
-  TABLE_OR_PAGE: 3n,
-  ATTR_INDEX_SHIFT: 2n,
+  TABLE_OR_PAGE: DESC64.valid | DESC64.tableOrPage,
+  ATTR_INDEX_SHIFT: BigInt(DESC_ATTR_INDEX_SHIFT),
   /** AP[2:1] at bits 7:6: 00 = EL1 RW / EL0 none, 10 = EL1 RO / EL0 none. */
   AP_EL1_RW: 0n << 6n,
-  AP_EL1_RO: 2n << 6n,
-  SH_INNER: 3n << 8n,
-  AF: 1n << 10n,
-  PXN: 1n << 53n,
-  UXN: 1n << 54n,
+  AP_EL1_RO: DESC64.apReadOnly,
+  SH_INNER: DESC64.shInner,
+  AF: DESC64.af,
+  PXN: DESC64.pxn,
+  UXN: DESC64.uxn,
   /** Table descriptors: no EL0 execute / no EL0 access below this entry. */
   UXN_TABLE: 1n << 60n,
   AP_TABLE_NO_EL0: 1n << 61n,
-  ADDRESS_MASK: 0x0000_ffff_ffff_f000n,
+  ADDRESS_MASK: DESC64.oaMask,
 } as const;
 
 const NORMAL = BigInt(MAIR_ATTR_INDEX_NORMAL) << DESC.ATTR_INDEX_SHIFT;
