@@ -168,8 +168,9 @@ export class AddressSpace {
 
   /** Send the batched TLB / code-cache invalidations of the syscall that just ran. */
   commit(): void {
-    const invalidations = this.tables.takeInvalidations();
-    if (invalidations.length > 0) this.backend.invalidateTlb(invalidations);
+    // Called after every syscall: the common case (nothing changed) must cost two checks, no allocation.
+    if (this.tables.hasPendingInvalidations) this.backend.invalidateTlb(this.tables.takeInvalidations());
+    if (this.pendingCode.length === 0) return;
     for (const [address, length] of this.pendingCode) this.backend.invalidateCode(address, length);
     this.pendingCode.length = 0;
   }
