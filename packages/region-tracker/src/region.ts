@@ -10,6 +10,10 @@ export interface RegionFlags {
   readonly growsDown: boolean;
   /** mlock'ed. */
   readonly locked: boolean;
+  /** MADV_DONTFORK (VM_DONTCOPY): a forked child does not get this range. */
+  readonly dontFork?: boolean;
+  /** MADV_WIPEONFORK (VM_WIPEONFORK): a forked child gets it zero-filled. */
+  readonly wipeOnFork?: boolean;
 }
 
 export interface FileIdentity {
@@ -44,7 +48,9 @@ export function sameFlags(a: RegionFlags, b: RegionFlags): boolean {
       a.anonymous === b.anonymous &&
       a.noreserve === b.noreserve &&
       a.growsDown === b.growsDown &&
-      a.locked === b.locked)
+      a.locked === b.locked &&
+      (a.dontFork ?? false) === (b.dontFork ?? false) &&
+      (a.wipeOnFork ?? false) === (b.wipeOnFork ?? false))
   );
 }
 
@@ -110,6 +116,8 @@ export function applyChange(r: Region, change: RegionChange): Region {
       noreserve: f.noreserve ?? flags.noreserve,
       growsDown: f.growsDown ?? flags.growsDown,
       locked: f.locked ?? flags.locked,
+      dontFork: f.dontFork ?? flags.dontFork ?? false,
+      wipeOnFork: f.wipeOnFork ?? flags.wipeOnFork ?? false,
     };
     if (!sameFlags(next, flags)) flags = next;
   }

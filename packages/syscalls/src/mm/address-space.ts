@@ -12,6 +12,7 @@
 import type { GuestPhysicalMemory, TlbInvalidation } from "@guest/hvf-bindings";
 import { PageTable } from "@guest/pagetable";
 import { type Region, RegionTracker } from "@guest/region-tracker";
+import { sharedHost } from "../host/host.ts";
 import {
   EACCES,
   EBADF,
@@ -202,7 +203,8 @@ export class AddressSpace {
       if (region.file && !region.flags.shared) {
         this.detachFileBytes(region, Math.max(region.start, start), Math.min(region.end, end));
       }
-      if (!(region.flags.shared && !region.flags.anonymous) || !memory.unmapSharedFile) continue;
+      // Shared memory (a host file, or the shmem object of MAP_SHARED|MAP_ANONYMOUS) is overlaid on the slab.
+      if (!region.flags.shared || !memory.unmapSharedFile) continue;
       const from = Math.max(region.start, start);
       const to = Math.min(region.end, end);
       if (from > cursor) memory.discard(cursor, from - cursor);
@@ -375,6 +377,20 @@ export class AddressSpace {
         }
       }
       if (file.writable) this.writableSharedFiles.add(`${file.dev}:${file.inode}`);
+    } else if (shared && anonymous && this.backend.memory.mapSharedFile) {
+      // A shmem object of its own, as in Linux: the memory then stays shared with children after fork.
+      const host = sharedHost().sym;
+      const memfd = host.host_memfd(size);
+      if (memfd < 0) {
+        this.munmap(start, size);
+        return memfd;
+      }
+      const mapped = this.backend.memory.mapSharedFile(start, size, memfd, 0, true);
+      host.host_close(memfd); // the host mapping keeps the object alive
+      if (mapped < 0) {
+        this.munmap(start, size);
+        return mapped;
+      }
     } else if (file) {
       const copied = file.readInto(start, size, offset);
       if (copied < 0) {
@@ -740,6 +756,40 @@ export class AddressSpace {
     }
   }
 
+  /** Set fork-related flags on every mapped piece of [from, to) (holes are skipped: madvise's ENOMEM is the caller's). */
+  private updateMapped(
+    from: number,
+    to: number,
+    flags: { dontFork?: boolean; wipeOnFork?: boolean },
+  ): number {
+    const pieces = [...this.regions.overlapping(from, to)].map((r) => [
+      Math.max(r.start, from),
+      Math.min(r.end, to),
+    ]);
+    for (const [start, end] of pieces) {
+      const result = this.regions.update(start!, end!, { flags });
+      if (result < 0) return result;
+    }
+    return 0;
+  }
+
+  /**
+   * In the child of a fork (host side already forked: memory is a copy-on-write copy of the parent's): what
+   * Linux's dup_mmap leaves out is taken out — MADV_DONTFORK ranges are not in the child, MADV_WIPEONFORK
+   * ranges are zero-filled.
+   */
+  afterForkInChild(): void {
+    const dropped: Array<[number, number]> = [];
+    const wiped: Array<[number, number]> = [];
+    for (const region of this.regions.overlapping(0, Number.MAX_SAFE_INTEGER)) {
+      if (region.flags.dontFork) dropped.push([region.start, region.end]);
+      else if (region.flags.wipeOnFork) wiped.push([region.start, region.end]);
+    }
+    for (const [start, end] of dropped) this.munmap(start, end - start);
+    for (const [start, end] of wiped) this.backend.memory.discard(start, end - start);
+    this.commit();
+  }
+
   /** madvise(2), including guard regions (memory-semantics.md §3, §4). */
   madvise(address: number, length: number, advice: number): number {
     if (address % PAGE_SIZE !== 0) return -EINVAL;
@@ -788,11 +838,20 @@ export class AddressSpace {
         return mapped ? 0 : -ENOMEM;
       }
       case MADV.WIPEONFORK:
-      case MADV.KEEPONFORK:
+      case MADV.KEEPONFORK: {
         for (const region of this.regions.overlapping(address, end)) {
           if (region.flags.shared || !region.flags.anonymous) return -EINVAL;
         }
+        const updated = this.updateMapped(address, end, { wipeOnFork: advice === MADV.WIPEONFORK });
+        if (updated < 0) return updated;
         break;
+      }
+      case MADV.DONTFORK:
+      case MADV.DOFORK: {
+        const updated = this.updateMapped(address, end, { dontFork: advice === MADV.DONTFORK });
+        if (updated < 0) return updated;
+        break;
+      }
       default:
         break; // hints with no observable effect here (fork-related ones matter once fork exists)
     }
