@@ -335,6 +335,8 @@ class EmulatorVm implements Vm {
   readonly coreState = new BigUint64Array(new ArrayBuffer(CORE.size));
   readonly coreView = new DataView(this.coreState.buffer);
   readonly corePtr: Pointer;
+  /** Everything of this VM (engine, slab, tables) is process memory: a host fork's child keeps a working copy. */
+  readonly forkable = true;
   pendingError: unknown = null;
   /** Unicorn's softmmu page: the granule of the addresses the TLB-fill hook sees. */
   readonly unicornPageSize: number;

@@ -105,6 +105,11 @@ export interface Vm {
   invalidateTlb(requests: readonly TlbInvalidation[]): void;
   /** Instruction bytes in [address, address+length) changed behind the CPU's back (loader, mmap of code). */
   invalidateCode(address: number, length: number): void;
+  /**
+   * The VM survives a host fork(): the child can keep running it (true for the emulator, whose VM is plain
+   * process memory; a Hypervisor.framework VM belongs to the process that created it).
+   */
+  readonly forkable?: boolean;
   createVcpu(): Vcpu;
   destroy(): void;
 }

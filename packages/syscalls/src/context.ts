@@ -50,6 +50,11 @@ export type SyscallControl =
   | { control: "bad-signal-frame" }
   /** The process must die of `signal` (execve failing past its point of no return). */
   | { control: "fatal-signal"; signal: number; detail: string }
+  /**
+   * The syscall was interrupted and restarts after the pending signal's handler (SA_RESTART): PC goes back to
+   * the svc and X0 keeps its original value.
+   */
+  | { control: "restart-syscall" }
   /** Deliver pending signals before resuming (kill/raise to self). X0 gets `value`. */
   | { control: "signal-pending"; value: number | bigint };
 

@@ -1,6 +1,7 @@
 /** @guest/syscalls: the Linux arm64 syscall ABI layer (tables, host shim, fd/process state, handlers, dispatcher). */
 
 export * as clockAbi from "./abi/clock.ts";
+export * as cloneAbi from "./abi/clone.ts";
 export * as errno from "./abi/errno.ts";
 export { ERRNO_MESSAGES, ERRNO_NAMES } from "./abi/errno.ts";
 export * as execAbi from "./abi/exec.ts";
@@ -25,7 +26,7 @@ export { BUILTIN_HANDLERS } from "./handlers/index.ts";
 export { UNAME } from "./handlers/process.ts";
 export { hostErrnoToLinux } from "./host/ffi.ts";
 export { createFlagTranslator, type FlagTranslator } from "./host/flags.ts";
-export { Host, sharedHost } from "./host/host.ts";
+export { Host, hostDieBySignal, hostExit, hostFork, sharedHost } from "./host/host.ts";
 export { GuestMemory, type GuestMemorySource } from "./memory.ts";
 export * from "./mm/abi.ts";
 export {
@@ -36,6 +37,13 @@ export {
   type MapRequest,
 } from "./mm/address-space.ts";
 export { registerMemoryHandlers, resolveMappableFile } from "./mm/handlers.ts";
+export { type ForkProvider, registerProcessControl } from "./proc/handlers.ts";
+export {
+  CAUGHT_HOST_SIGNALS,
+  type HostSignal,
+  HostSignalBridge,
+  sharedHostSignals,
+} from "./proc/host-signals.ts";
 export {
   type ArgsArea,
   type FdEntry,

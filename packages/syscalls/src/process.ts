@@ -119,6 +119,12 @@ export class FdTable {
 export class ThreadState {
   /** Blocked signals: bit (n-1) for signal n. */
   blocked = 0n;
+  /**
+   * Linux's saved_sigmask (TIF_RESTORE_SIGMASK): sigsuspend, ppoll and pselect6 run with a temporary mask and
+   * leave the old one here. The next signal frame saves this one (so the handler's return restores it); if
+   * no handler runs, it comes straight back.
+   */
+  savedMask: bigint | null = null;
   /** set_tid_address: cleared (and futex-woken) by the kernel when the thread exits. */
   clearChildTid = 0;
   robustListHead = 0;
@@ -133,7 +139,7 @@ export class ThreadState {
   noNewPrivs = false;
   /** PR_SET_TIMERSLACK (ns). Stored only. */
   timerSlackNs = DEFAULT_TIMER_SLACK_NS;
-  constructor(readonly tid: number) {}
+  constructor(public tid: number) {}
 
   /** Sets comm, truncated to 15 bytes (and at a NUL) as the kernel does. */
   setComm(name: string | Uint8Array): void {
@@ -169,7 +175,10 @@ export class SignalActions {
     out.setBigUint64(SIGACTION.restorer, this.table[base + 2]!, true);
     out.setBigUint64(SIGACTION.mask, this.table[base + 3]!, true);
   }
+  /** Bumped by every write (lets the host-signal bridge notice a changed action cheaply). */
+  version = 0;
   write(signal: number, handler: bigint, flags: bigint, restorer: bigint, mask: bigint): void {
+    this.version++;
     const base = signal * 4;
     this.table[base] = handler;
     this.table[base + 1] = flags;
@@ -226,8 +235,9 @@ export class ProcessState {
   readonly fds: FdTable;
   /** Host path of the running program (/proc/self/exe); execve changes it. */
   exePath: string;
-  readonly pid: number;
-  readonly ppid: number;
+  /** The host's pid (a guest process is a host process); fork changes it in the child. */
+  pid: number;
+  ppid: number;
   readonly uid: number;
   readonly euid: number;
   readonly gid: number;
@@ -305,6 +315,36 @@ export class ProcessState {
           this.fds.install(fd, { hostFd, cloexec: false, path: hostLayer.fdPath(hostFd) ?? "" });
       }
     }
+  }
+
+  /**
+   * vfork's parent sleeps until the child execs or exits: the child holds the write end of a host pipe the
+   * parent reads to EOF (-1: not a vfork child, or already released).
+   */
+  vforkReleaseFd = -1;
+
+  /** In the child of fork, on the host side of the fork: its own pid, one thread, nothing pending. */
+  afterFork(parentPid: number): void {
+    const pid = this.host.sym.host_getpid();
+    this.pid = pid;
+    this.ppid = parentPid;
+    const thread = this.currentThread;
+    this.threads.clear();
+    thread.tid = pid;
+    thread.pending = 0n;
+    thread.savedMask = null;
+    this.threads.set(pid, thread);
+    this.sharedPending = 0n;
+  }
+
+  /** Called after the guest's SIGCHLD action may have changed (rt_sigaction, execve): the runtime mirrors it. */
+  childSignalChanged: () => void = () => {};
+
+  /** The vfork child execs or exits: its parent may run again. */
+  releaseVforkParent(): void {
+    if (this.vforkReleaseFd < 0) return;
+    this.host.sym.host_close(this.vforkReleaseFd);
+    this.vforkReleaseFd = -1;
   }
 
   /** Records the argv/envp area of the program just loaded (start-up and every execve). */

@@ -6,9 +6,9 @@
 import { statSync } from "node:fs";
 import type { GuestPhysicalMemory } from "@guest/hvf-bindings";
 import { formatProcMaps } from "@guest/region-tracker";
-import { EPIPE } from "./abi/errno.ts";
+import { EINTR, EPIPE } from "./abi/errno.ts";
 import { F_GETFL, F_SETFL, O_ACCMODE, O_CLOEXEC, O_NONBLOCK } from "./abi/fcntl.ts";
-import { SIGPIPE } from "./abi/signal.ts";
+import { SA_RESTART, SIGPIPE } from "./abi/signal.ts";
 import { STATX } from "./abi/structs.ts";
 import { NR } from "./abi/syscalls.ts";
 import type { SyscallResult } from "./context.ts";
@@ -18,6 +18,8 @@ import { type Host, SCRATCH_GENERAL, sharedHost } from "./host/host.ts";
 import { GuestMemory } from "./memory.ts";
 import type { AddressSpace } from "./mm/address-space.ts";
 import { registerMemoryHandlers } from "./mm/handlers.ts";
+import { type ForkProvider, registerProcessControl } from "./proc/handlers.ts";
+import { type HostSignalBridge, sharedHostSignals } from "./proc/host-signals.ts";
 import { ProcessState } from "./process.ts";
 import { closeProcFiles, registerProcFiles } from "./procfs.ts";
 import {
@@ -51,6 +53,30 @@ for (const nr of [
   RAISES_SIGPIPE[nr] = 1;
 }
 
+/**
+ * Interrupted by a signal whose handler runs, these return EINTR even with SA_RESTART (signal(7)); every other
+ * blocking syscall is restarted by a SA_RESTART handler.
+ */
+const NEVER_RESTARTED = new Uint8Array(512);
+for (const nr of [
+  NR.ppoll,
+  NR.pselect6,
+  NR.epoll_pwait,
+  NR.epoll_pwait2,
+  NR.rt_sigsuspend,
+  NR.rt_sigtimedwait,
+  NR.nanosleep,
+  NR.clock_nanosleep,
+  NR.msgrcv,
+  NR.msgsnd,
+  NR.semop,
+  NR.semtimedop,
+  NR.io_getevents,
+  NR.io_pgetevents,
+]) {
+  NEVER_RESTARTED[nr] = 1;
+}
+
 /** /proc/self files rendered from the guest's state (besides maps). */
 const PROCESS_FILES: Record<string, (source: ProcSource) => string | Uint8Array> = {
   stat: renderStat,
@@ -70,6 +96,14 @@ export interface GuestRuntimeOptions {
   trace?: (line: string) => void;
   /** execve/execveat's loader (see exec/handlers.ts); without it they stay ENOSYS. */
   exec?: ExecPrepare;
+  /** fork for clone/clone3 without CLONE_VM; without it they answer ENOSYS. */
+  fork?: ForkProvider;
+  /**
+   * Catch the host process's signals and turn them into the guest's (the runtime *is* the guest process: the
+   * CLI). Off by default, so a runtime created inside another program (tests, benchmarks) leaves that
+   * program's signal handling alone; close() gives the dispositions back.
+   */
+  catchHostSignals?: boolean;
 }
 
 export interface GuestRuntime {
@@ -77,7 +111,11 @@ export interface GuestRuntime {
   readonly memory: GuestMemory;
   readonly dispatcher: Dispatcher;
   readonly signals: SignalDelivery;
+  /** Signals sent to this host process, on their way to becoming guest signals. */
+  readonly hostSignals: HostSignalBridge;
   dispatch(frame: Uint32Array): SyscallResult;
+  /** Move host signals recorded since the last call into the guest's pending set. */
+  pullHostSignals(): void;
   /** Close every host fd the guest held. */
   close(): void;
 }
@@ -102,13 +140,57 @@ export function createGuestRuntime(options: GuestRuntimeOptions): GuestRuntime {
   const signals = new SignalDelivery(memory, process, options.registers);
   registerSignalHandlers(dispatcher, signals, options.registers);
   if (options.exec) registerExecHandlers(dispatcher, { space, signals, prepare: options.exec });
+  const hostSignals = sharedHostSignals(sharedHost());
+  if (options.catchHostSignals) {
+    const installed = hostSignals.install();
+    if (installed < 0) throw new Error(`@guest/syscalls: cannot catch host signals (errno ${-installed})`);
+    hostSignals.updateImmediate(process);
+  }
+  registerProcessControl(dispatcher, {
+    signals,
+    registers: options.registers,
+    bridge: hostSignals,
+    fork: options.fork,
+    trace: options.trace,
+  });
+  process.childSignalChanged = () => hostSignals.mirrorChildDisposition(process);
+  const pullHostSignals = (): void => {
+    hostSignals.pullInto(signals, process);
+    hostSignals.updateImmediate(process);
+  };
+  /**
+   * A host call interrupted by a host signal (EINTR) ends as Linux would end it: with no handler to run (the
+   * signal is ignored, blocked, or stops/continues us) the syscall restarts transparently; a handler with
+   * SA_RESTART restarts it after the handler (PC back on the svc, X0 as it was); otherwise EINTR.
+   */
+  const resolveInterrupted = (frame: Uint32Array): SyscallResult => {
+    for (;;) {
+      const taken = hostSignals.pullInto(signals, process);
+      const deliverable = signals.nextDeliverable();
+      if (deliverable === 0) {
+        if (taken === 0) return -EINTR;
+        const again = dispatcher.dispatch(frame);
+        if (again !== -EINTR) return again;
+        continue;
+      }
+      const flags = Number(process.signalActions.flags(deliverable) & 0xffff_ffffn);
+      const hasHandler = process.signalActions.handler(deliverable) > 1n;
+      if (hasHandler && flags & SA_RESTART && NEVER_RESTARTED[frame[16]!] === 0) {
+        return { control: "restart-syscall" };
+      }
+      return -EINTR;
+    }
+  };
   // Writing to a pipe (or socket) nobody reads: Linux fails the write with EPIPE *and* sends SIGPIPE, whose
   // default action ends the process (status 141 in a shell), as in `yes | head -1`.
   const dispatchAndSignal = (frame: Uint32Array): SyscallResult => {
-    const result = dispatcher.dispatch(frame);
-    if (result === -EPIPE && RAISES_SIGPIPE[frame[16]!] === 1) {
+    let result = dispatcher.dispatch(frame);
+    if (result === -EINTR) result = resolveInterrupted(frame);
+    else if (result === -EPIPE && RAISES_SIGPIPE[frame[16]!] === 1) {
       signals.raise({ signal: SIGPIPE, code: SI_USER, pid: process.pid, uid: process.uid });
     }
+    if (hostSignals.recorded) pullHostSignals();
+    hostSignals.updateImmediate(process);
     return result;
   };
   return {
@@ -116,8 +198,11 @@ export function createGuestRuntime(options: GuestRuntimeOptions): GuestRuntime {
     memory,
     dispatcher,
     signals,
+    hostSignals,
+    pullHostSignals,
     dispatch: dispatchAndSignal,
     close: () => {
+      if (options.catchHostSignals) hostSignals.uninstall();
       space.close();
       process.closeAll();
       closeProcFiles(process);

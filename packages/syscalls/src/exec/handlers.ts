@@ -10,6 +10,7 @@
  * /proc/self/exe changed, and the loader maps the new image and sets every register. The syscall does not
  * return: the guest resumes at the new entry point.
  */
+
 import { closeSync, fstatSync, openSync, readFileSync } from "node:fs";
 import { E2BIG, EACCES, EFAULT, EINVAL, ELOOP, ENAMETOOLONG, ENOENT, ENOEXEC } from "../abi/errno.ts";
 import { ARG_MAX, MAX_ARG_STRINGS, MAX_ARG_STRLEN, MAX_INTERPRETER_DEPTH, STK_LIM } from "../abi/exec.ts";
@@ -31,6 +32,7 @@ import type { SyscallContext, SyscallResult } from "../context.ts";
 import type { Dispatcher } from "../dispatch.ts";
 import { hostDirFd, hostPath } from "../handlers/paths.ts";
 import type { AddressSpace } from "../mm/address-space.ts";
+import { markExecInForkedChild } from "../proc/handlers.ts";
 import { SS_DISABLE } from "../signals/abi.ts";
 import type { SignalDelivery } from "../signals/delivery.ts";
 import { isScript, parseShebang } from "./script.ts";
@@ -266,6 +268,9 @@ function flushOldExec(
 ): void {
   const process = ctx.process;
   deps.space.reset();
+  // mm_release: a vfork parent waits for exactly this moment.
+  process.releaseVforkParent();
+  markExecInForkedChild(ctx);
   for (const [fd, entry] of [...process.fds.open()]) {
     if (!entry.cloexec) continue;
     process.fds.remove(fd);
@@ -278,6 +283,7 @@ function flushOldExec(
     const handler = actions.handler(signal) === SIG_IGN ? SIG_IGN : 0n;
     actions.write(signal, handler, 0n, 0n, 0n);
   }
+  process.childSignalChanged();
   deps.signals.altStack = { sp: 0n, size: 0n, flags: SS_DISABLE };
   const thread = process.currentThread;
   thread.clearChildTid = 0;

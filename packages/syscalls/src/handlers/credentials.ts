@@ -4,15 +4,10 @@
  * they are. A change Linux would refuse gets Linux's error; a change Linux would allow but that would
  * mean changing the runtime's own credentials gets -EPERM (we do not make it, and do not pretend to).
  */
-import { EFAULT, EINVAL, EPERM, ESRCH } from "../abi/errno.ts";
+import { EFAULT, EINVAL, EPERM } from "../abi/errno.ts";
 import { ID_UNCHANGED, NGROUPS_MAX } from "../abi/process.ts";
 import type { SyscallContext, SyscallHandler } from "../context.ts";
 import { SCRATCH_GENERAL, SCRATCH_GENERAL_SIZE } from "../host/host.ts";
-
-/** find_task_by_vpid(pid) for the tasks we have: this process's threads. */
-function isOwnTask(ctx: SyscallContext, pid: number): boolean {
-  return pid === ctx.process.pid || ctx.process.threads.has(pid);
-}
 
 /** Three u32 written in order (Linux's put_user sequence: the first fault wins, earlier ones stay written). */
 function writeIds(
@@ -135,42 +130,4 @@ export const setgroups: SyscallHandler = (args, ctx) => {
   const current = [...new Set(groups)].sort((a, b) => a - b);
   const same = wanted.length === current.length && wanted.every((g, i) => g === current[i]);
   return same ? 0 : -EPERM;
-};
-
-export const getpgid: SyscallHandler = (args, ctx) => {
-  const pid = args.int(0);
-  if (pid !== 0 && !isOwnTask(ctx, pid)) return -ESRCH;
-  return ctx.process.pgid;
-};
-
-export const getsid: SyscallHandler = (args, ctx) => {
-  const pid = args.int(0);
-  if (pid !== 0 && !isOwnTask(ctx, pid)) return -ESRCH;
-  return ctx.process.sid;
-};
-
-/** Linux ksys_setpgid, for the only process we have (we have no children to move). */
-export const setpgid: SyscallHandler = (args, ctx) => {
-  const p = ctx.process;
-  const pid = args.int(0) === 0 ? p.pid : args.int(0);
-  const pgid = args.int(1) === 0 ? pid : args.int(1);
-  if (pgid < 0) return -EINVAL;
-  if (!isOwnTask(ctx, pid)) return -ESRCH;
-  if (pid !== p.pid) return -EINVAL; // a thread that is not the group leader
-  if (p.sid === p.pid) return -EPERM; // a session leader cannot move
-  if (pgid === p.pid) {
-    p.pgid = p.pid;
-    return 0;
-  }
-  // Joining another group needs it to exist in our session: our current one does; others we cannot vouch for.
-  return pgid === p.pgid ? 0 : -EPERM;
-};
-
-/** Linux ksys_setsid: refused for a process group leader; otherwise the guest leads a new session and group. */
-export const setsid: SyscallHandler = (_args, ctx) => {
-  const p = ctx.process;
-  if (p.pgid === p.pid) return -EPERM;
-  p.sid = p.pid;
-  p.pgid = p.pid;
-  return p.pid;
 };

@@ -40,6 +40,7 @@ import {
   TERMIOS_ACTION,
   TIOCGPGRP,
   TIOCGWINSZ,
+  TIOCSPGRP,
 } from "../abi/ioctl.ts";
 import { TERMIOS, WINSIZE } from "../abi/structs.ts";
 import type { SyscallContext, SyscallHandler } from "../context.ts";
@@ -202,6 +203,12 @@ export const ioctl: SyscallHandler = (args, ctx) => {
       if (r < 0) return r;
       const w = memory.writeU32(argp, ctx.host.scratchView.getInt32(SCRATCH_GENERAL, true));
       return Math.min(w, 0);
+    }
+    case TIOCSPGRP: {
+      // The guest's processes are host processes: the terminal's foreground group is the host's, for real.
+      if (!memory.check(argp, 4, false)) return -EFAULT;
+      ctx.host.scratchView.setInt32(SCRATCH_GENERAL, memory.readI32(argp), true);
+      return sym.host_tiocspgrp(entry.hostFd, scratch);
     }
     case FIONREAD: {
       const r = sym.host_fionread(entry.hostFd, scratch);

@@ -4,6 +4,7 @@ import type { SyscallHandler } from "../context.ts";
 import * as cred from "./credentials.ts";
 import * as fd from "./fd.ts";
 import * as fs from "./fs.ts";
+import * as futexHandler from "./futex.ts";
 import * as io from "./io.ts";
 import * as poll from "./poll.ts";
 import { prctl } from "./prctl.ts";
@@ -65,6 +66,7 @@ export const BUILTIN_HANDLERS: Partial<Record<SyscallName, SyscallHandler>> = {
   set_robust_list: proc.setRobustList,
   get_robust_list: proc.getRobustList,
   rseq: proc.rseq,
+  futex: futexHandler.futex,
   uname: proc.uname,
   prlimit64: proc.prlimit64,
   getrlimit: proc.getrlimit,
@@ -98,10 +100,6 @@ export const BUILTIN_HANDLERS: Partial<Record<SyscallName, SyscallHandler>> = {
   setresgid: cred.setresgid,
   getgroups: cred.getgroups,
   setgroups: cred.setgroups,
-  getpgid: cred.getpgid,
-  getsid: cred.getsid,
-  setpgid: cred.setpgid,
-  setsid: cred.setsid,
   sched_getscheduler: sched.schedGetscheduler,
   sched_getparam: sched.schedGetparam,
   sched_setscheduler: sched.schedSetscheduler,

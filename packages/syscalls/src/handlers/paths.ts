@@ -57,7 +57,25 @@ export function hostPath(
     const rewritten = rewriteProc(ctx, memory.readCString(address) as string, slot);
     if (rewritten !== null) return rewritten;
   }
+  if (length > 8 && bytes[address] === SLASH && bytes[address + 1] === D && bytes[address + 4] === SLASH) {
+    const rewritten = rewriteDevFd(ctx, memory.readCString(address) as string, slot);
+    if (rewritten !== null) return rewritten;
+  }
   return memory.hostAddress + address;
+}
+
+const D = 0x64;
+/** /dev/fd/N and /dev/std{in,out,err}: on Linux symlinks into /proc/self/fd, i.e. the guest's own fds. */
+const DEV_FD = /^\/dev\/(?:fd\/(\d+)(\/.*)?|(stdin|stdout|stderr))$/;
+const STDIO_FD: Record<string, number> = { stdin: 0, stdout: 1, stderr: 2 };
+
+function rewriteDevFd(ctx: SyscallContext, path: string, slot: number): number | null {
+  const match = DEV_FD.exec(path);
+  if (match === null) return null;
+  const fd = match[3] !== undefined ? STDIO_FD[match[3]]! : Number(match[1]);
+  const entry = ctx.process.fds.get(fd);
+  if (entry === undefined) return -ENOENT;
+  return ctx.host.cString(`/proc/self/fd/${entry.hostFd}${match[2] ?? ""}`, slot);
 }
 
 function isProcPrefix(bytes: Uint8Array, address: number): boolean {

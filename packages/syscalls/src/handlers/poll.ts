@@ -5,7 +5,7 @@
  * duration of the wait (set_user_sigmask) and is restored afterwards.
  */
 import { ptr } from "bun:ffi";
-import { EBADF, EFAULT, EINVAL } from "../abi/errno.ts";
+import { EBADF, EFAULT, EINTR, EINVAL } from "../abi/errno.ts";
 import {
   FD_SET_WORD_BITS,
   NR_OPEN_DEFAULT,
@@ -69,13 +69,13 @@ function withSigmask(ctx: SyscallContext, mask: bigint | null, wait: () => numbe
   const thread = ctx.process.currentThread;
   const saved = thread.blocked;
   thread.blocked = mask;
-  try {
-    return wait();
-  } finally {
-    // Linux keeps the temporary mask until the handler of an interrupting signal runs; with no asynchronous
-    // signals yet the wait never ends in EINTR, so the old mask always comes straight back.
-    thread.blocked = saved;
-  }
+  // A signal the new mask lets through is already pending: the wait ends at once (it is delivered on return).
+  const result = thread.pending & ~mask ? -EINTR : wait();
+  // Interrupted: Linux keeps the temporary mask until the interrupting signal's handler is set up (its frame
+  // saves the old mask; see ThreadState.savedMask). Otherwise the old mask comes straight back.
+  if (result === -EINTR) thread.savedMask = saved;
+  else thread.blocked = saved;
+  return result;
 }
 
 /** A host buffer of `size` bytes: the scratch array slot when it fits, else a fresh one (large typed arrays live outside the moving heap). */

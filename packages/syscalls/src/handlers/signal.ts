@@ -15,6 +15,7 @@ import {
   SIG_SETMASK,
   SIG_UNBLOCK,
   SIGACTION,
+  SIGCHLD,
   SIGKILL,
   SIGSET_SIZE,
   SIGSTOP,
@@ -63,6 +64,7 @@ export const rtSigaction: SyscallHandler = (args, ctx) => {
       act.getBigUint64(SIGACTION.restorer, true),
       act.getBigUint64(SIGACTION.mask, true) & ~UNBLOCKABLE_MASK,
     );
+    if (signal === SIGCHLD) ctx.process.childSignalChanged();
   }
   if (old !== null) {
     const w = memory.writeBytes(oldAddress, old);

@@ -235,3 +235,361 @@ long host_ppoll(void *fds, unsigned long nfds, void *timeout) {
 long host_pselect(int n, void *in, void *out, void *ex, void *timeout) {
   return RET(syscall(HOST_SYS_pselect6, n, in, out, ex, timeout, 0));
 }
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Processes: fork, wait, kill, groups, death by signal.
+ * A guest process is a host process (guest pid == host pid): fork is the host's fork of the whole runtime, so
+ * guest memory (a private mapping in this process) is copied on write by the host kernel for free, and every
+ * host fd — hence every open file description — is shared the way Linux shares it with a child.
+ */
+int fork(void);
+int madvise(void *, size_t_, int);
+int kill(int, int);
+int setpgid(int, int);
+int setsid(void);
+void _exit(int);
+int setrlimit(int, const void *);
+int sigaction(int, const void *, void *);
+int sigprocmask(int, const void *, void *);
+int sigsuspend(const void *);
+int pthread_sigmask(int, const void *, void *);
+int wait4(int, int *, int, void *);
+
+#define HOST_MADV_DOFORK 11
+#define HOST_TIOCSPGRP 0x5410
+#define HOST_RLIMIT_CORE 4
+#define HOST_SIG_BLOCK 0
+#define HOST_SIG_UNBLOCK 1
+#define HOST_SIG_SETMASK 2
+#define HOST_SA_SIGINFO 4
+#define HOST_SA_ONSTACK 0x08000000
+#if defined(__x86_64__)
+#define HOST_SYS_waitid 247
+#define HOST_SYS_gettid 186
+#define HOST_SYS_tgkill 234
+#elif defined(__aarch64__)
+#define HOST_SYS_waitid 95
+#define HOST_SYS_gettid 178
+#define HOST_SYS_tgkill 131
+#endif
+
+/*
+ * Bun (JavaScriptCore) marks its big reservations MADV_DONTFORK (VmFlags "dc" in smaps): a child would lose
+ * its JIT code and heap and crash at once. Undo that on every such mapping before the first fork; the
+ * advice sticks (children inherit it), so the 1 ms smaps walk happens once per process tree.
+ */
+static int dontfork_undone;
+static int undo_dontfork(void) {
+  int fd = openat(-100, "/proc/self/smaps", HOST_O_CLOEXEC);
+  if (fd < 0) return -(int)HOST_ERRNO;
+  static char buf[1 << 16];
+  char line[512];
+  unsigned long start = 0, end = 0;
+  int used = 0, n = 0, fixed = 0;
+  for (;;) {
+    ssize_t_ got = read(fd, buf, sizeof buf);
+    if (got <= 0) break;
+    for (ssize_t_ i = 0; i < got; i++) {
+      char ch = buf[i];
+      if (ch != '\n') {
+        if (used < (int)sizeof line - 1) line[used++] = ch;
+        continue;
+      }
+      line[used] = 0;
+      used = 0;
+      /* "start-end perms ..." opens a mapping; "VmFlags: ... dc ..." closes it. */
+      unsigned long s = 0, e = 0;
+      int k = 0, ok = 0;
+      while ((line[k] >= '0' && line[k] <= '9') || (line[k] >= 'a' && line[k] <= 'f')) {
+        s = s * 16 + (unsigned long)(line[k] <= '9' ? line[k] - '0' : line[k] - 'a' + 10);
+        k++;
+      }
+      if (k > 0 && line[k] == '-') {
+        k++;
+        int digits = 0;
+        while ((line[k] >= '0' && line[k] <= '9') || (line[k] >= 'a' && line[k] <= 'f')) {
+          e = e * 16 + (unsigned long)(line[k] <= '9' ? line[k] - '0' : line[k] - 'a' + 10);
+          k++;
+          digits++;
+        }
+        ok = digits > 0 && line[k] == ' ';
+      }
+      if (ok) {
+        start = s;
+        end = e;
+        n++;
+        continue;
+      }
+      if (line[0] == 'V' && line[1] == 'm' && line[2] == 'F' && line[3] == 'l') {
+        for (int j = 8; line[j] && line[j + 1]; j++) {
+          if (line[j] == ' ' && line[j + 1] == 'd' && line[j + 2] == 'c' && (line[j + 3] == ' ' || line[j + 3] == 0)) {
+            if (madvise((void *)start, end - start, HOST_MADV_DOFORK) == 0) fixed++;
+            break;
+          }
+        }
+      }
+    }
+  }
+  close(fd);
+  return n > 0 ? fixed : -5 /* EIO: smaps unreadable */;
+}
+
+long host_wait4(int pid, int *status, int options, void *rusage) { return RET(wait4(pid, status, options, rusage)); }
+/* The raw syscall: glibc's waitid has no rusage argument. */
+long host_waitid(int idtype, int id, void *info, int options, void *rusage) {
+  return RET(syscall(HOST_SYS_waitid, idtype, id, info, options, rusage));
+}
+long host_kill(int pid, int sig) { return RET(kill(pid, sig)); }
+long host_setpgid(int pid, int pgid) { return RET(setpgid(pid, pgid)); }
+long host_setsid(void) { return RET(setsid()); }
+long host_tiocspgrp(int fd, const int *pgrp) { return RET(ioctl(fd, HOST_TIOCSPGRP, pgrp)); }
+long host_exit(int status) {
+  _exit(status);
+  return 0;
+}
+
+/* glibc's struct sigaction on Linux (x86_64 and arm64 alike). */
+struct host_sigaction {
+  void *handler;
+  uint64_t mask[16];
+  int flags;
+  int pad;
+  void *restorer;
+};
+
+/*
+ * Die of `sig` for real, so the parent's wait status (and a shell's message) is exactly Linux's: default
+ * disposition, unblocked, no core file (as qemu-user does it), then the signal. _exit only if it survived.
+ */
+long host_die_by_signal(int sig) {
+  uint64_t no_core[2] = {0, 0};
+  setrlimit(HOST_RLIMIT_CORE, no_core);
+  struct host_sigaction dfl;
+  for (int i = 0; i < 16; i++) dfl.mask[i] = 0;
+  dfl.handler = 0;
+  dfl.flags = 0;
+  dfl.restorer = 0;
+  sigaction(sig, &dfl, 0);
+  uint64_t set[16];
+  for (int i = 0; i < 16; i++) set[i] = 0;
+  set[0] = 1ULL << (sig - 1);
+  sigprocmask(HOST_SIG_UNBLOCK, set, 0);
+  kill(getpid(), sig);
+  _exit(128 + sig);
+  return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Host signals → guest signals. Signals sent to the runtime (kill from another guest process, SIGCHLD, a
+ * terminal's SIGINT/SIGTSTP) are caught here and recorded; the runtime turns them into guest signals at the
+ * next syscall return or run-loop exit; one whose guest action is the default "terminate" or "stop" acts at
+ * once. Installed without SA_RESTART, the bridge interrupts a blocking host call with EINTR, which the
+ * runtime resolves as Linux would.
+ */
+struct signal_record {
+  int32_t pid, uid, code, status;
+};
+static volatile int32_t signal_flag;                 /* nonzero: something recorded (read by JS in place) */
+static volatile uint64_t signal_pending;             /* bit n-1: signal n recorded */
+static struct signal_record signal_info[65];
+/* Signals that end (or stop) the process the moment they arrive: the guest's action is the default one and
+ * it does not block them. Kept current by the runtime (HostSignalBridge.updateImmediate). A guest running
+ * code that makes no syscalls is thus still killed or stopped at once; handlers wait for its next syscall
+ * (Unicorn cannot be stopped safely from a signal handler: an instruction may run twice). */
+static volatile uint64_t immediate[2]; /* [0]: terminate at once, [1]: stop at once (bit n-1: signal n) */
+static long main_thread;                             /* the thread that runs the guest */
+static uint64_t caught_set[16];
+static struct host_sigaction previous_actions[65];
+
+static volatile uint64_t signal_forwarded;           /* bit n-1: re-sent to the guest's thread by another */
+
+long host_die_by_signal(int sig);
+static void bridge_handler(int sig, void *info, void *context) {
+  (void)context;
+  uint64_t bit = 1ULL << (sig - 1);
+  if (immediate[0] & bit) host_die_by_signal(sig);
+  if (immediate[1] & bit) {
+    kill(getpid(), 19 /* SIGSTOP */);
+    return;
+  }
+  int on_main = syscall(HOST_SYS_gettid) == main_thread;
+  if (on_main && (signal_forwarded & bit)) {
+    signal_forwarded &= ~bit; /* our own re-send: the record already names the real sender */
+  } else {
+    int32_t *si = info;
+    /* siginfo: signo 0, errno 4, code 8, then pid 16, uid 20, status 24 (SIGCHLD) */
+    signal_info[sig].code = si[2];
+    signal_info[sig].pid = si[4];
+    signal_info[sig].uid = si[5];
+    signal_info[sig].status = si[6];
+  }
+  signal_pending |= bit;
+  signal_flag = 1;
+  if (!on_main) {
+    /* One of Bun's own threads took it: re-send it to the guest's thread so a blocking call there returns
+       EINTR (and the vCPU is kicked from that thread). */
+    signal_forwarded |= bit;
+    syscall(HOST_SYS_tgkill, getpid(), main_thread, sig);
+  }
+}
+
+/*
+ * Catch every signal in `set` (bit n-1 for signal n) with the bridge; 0 or -errno. Every caught signal is
+ * masked while the bridge runs, so records never interleave.
+ */
+long host_signals_install(const uint64_t *set) {
+  main_thread = syscall(HOST_SYS_gettid);
+  caught_set[0] = set[0];
+  struct host_sigaction action;
+  for (int i = 0; i < 16; i++) action.mask[i] = 0;
+  action.mask[0] = set[0];
+  action.handler = (void *)bridge_handler;
+  action.flags = HOST_SA_SIGINFO | HOST_SA_ONSTACK;
+  action.restorer = 0;
+  for (int sig = 1; sig <= 64; sig++) {
+    if (!(set[0] & (1ULL << (sig - 1)))) continue;
+    if (sigaction(sig, &action, &previous_actions[sig]) != 0) return -(long)HOST_ERRNO;
+  }
+  return 0;
+}
+
+/* Give the host process its own dispositions back (a runtime inside a longer-lived process, e.g. tests). */
+long host_signals_uninstall(void) {
+  immediate[0] = 0;
+  immediate[1] = 0;
+  for (int sig = 1; sig <= 64; sig++) {
+    if (!(caught_set[0] & (1ULL << (sig - 1)))) continue;
+    sigaction(sig, &previous_actions[sig], 0);
+  }
+  caught_set[0] = 0;
+  return 0;
+}
+/*
+ * fork(2) of the whole runtime: the child returns 0 here, the parent the child's pid (or -errno). Caught
+ * signals are blocked across it, so the child starts with no records of the parent's and nothing sent to it
+ * early is lost: it stays pending in the kernel until the child's bridge is bound to the child's thread.
+ */
+long host_fork(void) {
+  if (!dontfork_undone) {
+    int r = undo_dontfork();
+    if (r < 0) return r;
+    dontfork_undone = 1;
+  }
+  uint64_t old[16];
+  pthread_sigmask(HOST_SIG_BLOCK, caught_set, old);
+  int pid = fork();
+  long result = RET(pid);
+  if (pid == 0) {
+    main_thread = syscall(HOST_SYS_gettid);
+    signal_pending = 0;
+    signal_forwarded = 0;
+    signal_flag = 0;
+  }
+  pthread_sigmask(HOST_SIG_SETMASK, old, 0);
+  return result;
+}
+/*
+ * SIGCHLD on the host follows the guest's disposition where the kernel acts on it: SIG_IGN (children are
+ * reaped by the kernel, no zombies, no signal) and SA_NOCLDWAIT (reaped, signal still sent). Otherwise the
+ * bridge catches it.
+ */
+#define HOST_SIGCHLD 17
+#define HOST_SA_NOCLDWAIT 2
+long host_signals_child_mode(int ignore, int nocldwait) {
+  struct host_sigaction action;
+  for (int i = 0; i < 16; i++) action.mask[i] = 0;
+  action.mask[0] = caught_set[0];
+  action.handler = ignore ? (void *)1 /* SIG_IGN */ : (void *)bridge_handler;
+  action.flags = ignore ? 0 : HOST_SA_SIGINFO | HOST_SA_ONSTACK | (nocldwait ? HOST_SA_NOCLDWAIT : 0);
+  action.restorer = 0;
+  return RET(sigaction(HOST_SIGCHLD, &action, 0));
+}
+/* Where the runtime keeps the two immediate masks (read by the bridge). */
+void *host_signals_immediate(void) { return (void *)immediate; }
+void *host_signals_flag(void) { return (void *)&signal_flag; }
+
+/*
+ * Move the recorded signals out: their mask into out[0], and for each signal n recorded, its record (pid,
+ * uid, code, status as i32) at out + 8 + 16*(n-1)... only for recorded ones. Caught signals are blocked
+ * meanwhile so no record is torn. Returns the number of signals taken.
+ */
+long host_signals_take(uint8_t *out) {
+  uint64_t old[16];
+  pthread_sigmask(HOST_SIG_BLOCK, caught_set, old);
+  uint64_t pending = signal_pending;
+  signal_pending = 0;
+  signal_flag = 0;
+  *(uint64_t *)out = pending;
+  long n = 0;
+  for (int sig = 1; sig <= 64; sig++) {
+    if (!(pending & (1ULL << (sig - 1)))) continue;
+    int32_t *record = (int32_t *)(out + 8 + 16 * (sig - 1));
+    record[0] = signal_info[sig].pid;
+    record[1] = signal_info[sig].uid;
+    record[2] = signal_info[sig].code;
+    record[3] = signal_info[sig].status;
+    n++;
+  }
+  pthread_sigmask(HOST_SIG_SETMASK, old, 0);
+  return n;
+}
+
+/*
+ * Sleep until a caught signal arrives, without the race between "nothing recorded" and going to sleep:
+ * caught signals are blocked, the flag checked, then sigsuspend unblocks and waits atomically.
+ * Returns 0 once something is recorded.
+ */
+long host_signals_wait(void) {
+  uint64_t old[16];
+  pthread_sigmask(HOST_SIG_BLOCK, caught_set, old);
+  if (!signal_flag) {
+    uint64_t during[16];
+    for (int i = 0; i < 16; i++) during[i] = old[i];
+    during[0] &= ~caught_set[0];
+    sigsuspend(during);
+  }
+  pthread_sigmask(HOST_SIG_SETMASK, old, 0);
+  return 0;
+}
+
+#if defined(__x86_64__)
+#define HOST_SYS_futex 202
+#elif defined(__aarch64__)
+#define HOST_SYS_futex 98
+#endif
+/* The raw futex syscall on host addresses: guest memory is this process's memory (and a MAP_SHARED guest
+ * mapping is the host's shared mapping), so a guest futex word is a host futex word. */
+long host_futex(void *uaddr, int op, unsigned int val, void *timeout_or_val2, void *uaddr2, unsigned int val3) {
+  return RET(syscall(HOST_SYS_futex, uaddr, op, val, timeout_or_val2, uaddr2, val3));
+}
+
+int memfd_create(const char *, unsigned int);
+/* A shmem object of `size` bytes for MAP_SHARED|MAP_ANONYMOUS guest memory (what Linux gives such a mapping),
+ * so the memory stays shared with forked children: the fd, or -errno. */
+long host_memfd(unsigned long size) {
+  int fd = memfd_create("guest-shared-anon", 1 /* MFD_CLOEXEC */);
+  if (fd < 0) return -(long)HOST_ERRNO;
+  if (ftruncate(fd, (long)size) != 0) {
+    long error = -(long)HOST_ERRNO;
+    close(fd);
+    return error;
+  }
+  return fd;
+}
+
+int munmap(void *, size_t_);
+void *mmap(void *, size_t_, int, int, int, long);
+/*
+ * One page shared by every process of a guest process tree (a MAP_SHARED mapping survives fork): slot
+ * pid % 1024 holds the pid of a forked child once it has exec'd. Linux answers setpgid on such a child with
+ * EACCES; the host kernel cannot tell (our exec happens inside the process), so the parent looks here.
+ */
+static uint32_t *exec_marks;
+void *host_exec_marks(void) {
+  if (!exec_marks) {
+    void *p = mmap(0, 4096, 3 /* PROT_READ|PROT_WRITE */, 0x21 /* MAP_SHARED|MAP_ANONYMOUS */, -1, 0);
+    if (p == (void *)-1) return 0;
+    exec_marks = p;
+  }
+  return exec_marks;
+}

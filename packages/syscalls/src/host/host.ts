@@ -70,3 +70,24 @@ export function sharedHost(): Host {
   shared ??= new Host();
   return shared;
 }
+
+/**
+ * fork(2) of the whole runtime (Linux hosts): the child's pid, 0 in the child, or -errno. The child is a full
+ * copy of this process, guest memory included (copy-on-write); see host_fork in host.c for what makes Bun
+ * survive it.
+ */
+export function hostFork(): number {
+  return sharedHost().sym.host_fork();
+}
+
+/** End this host process at once with `status` (_exit: no exit handlers, which a forked Bun must not run). */
+export function hostExit(status: number): never {
+  sharedHost().sym.host_exit(status);
+  throw new Error("_exit returned");
+}
+
+/** End this host process by signal `signal` for real (default action, no core file), as qemu-user does. */
+export function hostDieBySignal(signal: number): never {
+  sharedHost().sym.host_die_by_signal(signal);
+  throw new Error(`signal ${signal} did not end the process`);
+}

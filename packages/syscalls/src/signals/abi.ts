@@ -10,7 +10,16 @@ export const RT_SIGFRAME_SIZE = SIGINFO_SIZE + UCONTEXT_SIZE; // 4688, a multipl
 /** struct frame_record { u64 fp; u64 lr; }, placed just above the frame. */
 export const FRAME_RECORD_SIZE = 16;
 
-export const SIGINFO = { signo: 0, errno: 4, code: 8, addr: 16, pid: 16, uid: 20, value: 24 } as const;
+export const SIGINFO = {
+  signo: 0,
+  errno: 4,
+  code: 8,
+  addr: 16,
+  pid: 16,
+  uid: 20,
+  value: 24,
+  status: 24,
+} as const;
 
 /** Offsets inside struct ucontext. */
 export const UCONTEXT = { flags: 0, link: 8, stack: 16, sigmask: 40, mcontext: 176 } as const;

@@ -55,6 +55,8 @@ export interface SignalInfo {
   /** si_pid / si_uid (kill, tgkill) */
   pid?: number;
   uid?: number;
+  /** si_status (SIGCHLD: exit status or signal of the child) */
+  status?: number;
   /** ESR_EL1 for the frame's esr_context (faults only) */
   esr?: number;
   /** The sender's own siginfo (rt_sigqueueinfo): copied into the frame as given, si_signo set. */
@@ -109,6 +111,16 @@ export class SignalDelivery {
     return (thread.pending & ~thread.blocked) !== 0n;
   }
 
+  /** The lowest pending, unblocked signal (the one delivery would take first), or 0. */
+  nextDeliverable(): number {
+    const thread = this.thread;
+    const deliverable = thread.pending & ~thread.blocked;
+    if (deliverable === 0n) return 0;
+    let signal = 1;
+    while (!(deliverable & bit(signal))) signal++;
+    return signal;
+  }
+
   /**
    * Deliver every pending, unblocked signal (each handler frame on top of the previous one, as Linux does
    * before returning to user space). Stops at the first one that ends the process.
@@ -119,16 +131,31 @@ export class SignalDelivery {
       const thread = this.thread;
       const deliverable = thread.pending & ~thread.blocked;
       this.anyPending = thread.pending !== 0n;
-      if (deliverable === 0n) return outcome;
+      if (deliverable === 0n) {
+        this.restoreSavedMask();
+        return outcome;
+      }
       let signal = 1;
       while (!(deliverable & bit(signal))) signal++;
       thread.pending &= ~bit(signal);
       const info = this.pendingInfo.get(signal) ?? { signal, code: 0 };
       this.pendingInfo.delete(signal);
       const result = this.dispatch(info);
-      if (result.kind === "terminate" || result.kind === "stop") return result;
+      if (result.kind === "terminate" || result.kind === "stop") {
+        this.restoreSavedMask();
+        return result;
+      }
       if (result.kind === "delivered") outcome = result;
     }
+  }
+
+  /** No (more) handler frames: a temporary mask left by sigsuspend/ppoll/pselect6 gives way to the saved one. */
+  private restoreSavedMask(): void {
+    const thread = this.thread;
+    if (thread.savedMask === null) return;
+    thread.blocked = thread.savedMask;
+    thread.savedMask = null;
+    this.anyPending = thread.pending !== 0n;
   }
 
   /**
@@ -202,6 +229,7 @@ export class SignalDelivery {
     else if (info.pid !== undefined) {
       view.setInt32(SIGINFO.pid, info.pid, true);
       view.setUint32(SIGINFO.uid, info.uid ?? 0, true);
+      if (info.status !== undefined) view.setInt32(SIGINFO.status, info.status, true);
     }
     // ucontext
     const uc = SIGINFO_SIZE;
@@ -209,7 +237,9 @@ export class SignalDelivery {
     view.setBigUint64(uc + UCONTEXT.stack + STACK_T.sp, this.altStack.sp, true);
     view.setInt32(uc + UCONTEXT.stack + STACK_T.flags, altFlags, true);
     view.setBigUint64(uc + UCONTEXT.stack + STACK_T.size, this.altStack.size, true);
-    view.setBigUint64(uc + UCONTEXT.sigmask, this.thread.blocked, true);
+    // The mask the handler's return restores: the one a sigsuspend/ppoll replaced, if any (then forgotten).
+    view.setBigUint64(uc + UCONTEXT.sigmask, this.thread.savedMask ?? this.thread.blocked, true);
+    this.thread.savedMask = null;
     const mc = uc + UCONTEXT.mcontext;
     view.setBigUint64(mc + SIGCONTEXT.faultAddress, BigInt(info.address ?? 0), true);
     for (let i = 0; i < 31; i++)

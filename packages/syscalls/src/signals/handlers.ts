@@ -1,12 +1,13 @@
 /**
- * Signal syscalls that need the registers or deliver: rt_sigreturn, sigaltstack, kill, tkill, tgkill.
+ * Signal syscalls that need the registers or deliver: rt_sigreturn, sigaltstack, rt_sigqueueinfo (kill, tkill
+ * and tgkill live with process control in proc/handlers.ts).
  * (rt_sigaction and rt_sigprocmask only keep state: they live in handlers/signal.ts.)
  * Signals to this process are made pending and delivered by the runtime when the syscall returns.
  */
 import { NR } from "../abi/syscalls.ts";
 import type { SyscallHandler } from "../context.ts";
 import type { Dispatcher } from "../dispatch.ts";
-import { SI_TKILL, SI_USER, SIGINFO, SIGINFO_SIZE, STACK_T } from "./abi.ts";
+import { SI_USER, SIGINFO, SIGINFO_SIZE, STACK_T } from "./abi.ts";
 import { type RegisterAccess, SignalDelivery } from "./delivery.ts";
 
 const EPERM = 1;
@@ -59,35 +60,6 @@ export function registerSignalHandlers(
     return 0;
   };
 
-  const kill: SyscallHandler = (args, ctx) => {
-    const pid = args.int(0);
-    const signal = args.int(1);
-    if (signal < 0 || signal > 64) return -EINVAL;
-    const self = ctx.process.pid;
-    // Only this process is reachable for now: 0 (own group) and -1 (everyone) include it; other processes
-    // arrive with the processes issue.
-    if (pid !== self && pid !== 0 && pid !== -1 && pid !== -self) return -ESRCH;
-    if (signal !== 0) signals.raise({ signal, code: SI_USER, pid: self, uid: ctx.process.uid });
-    return 0;
-  };
-
-  const toThread = (
-    tgid: number | null,
-    tid: number,
-    signal: number,
-    ctxPid: number,
-    uid: number,
-  ): number => {
-    if (signal < 0 || signal > 64 || tid <= 0 || (tgid !== null && tgid <= 0)) return -EINVAL;
-    if ((tgid !== null && tgid !== ctxPid) || tid !== ctxPid) return -ESRCH;
-    if (signal !== 0) signals.raise({ signal, code: SI_TKILL, pid: ctxPid, uid });
-    return 0;
-  };
-  const tkill: SyscallHandler = (args, ctx) =>
-    toThread(null, args.int(0), args.int(1), ctx.process.pid, ctx.process.uid);
-  const tgkill: SyscallHandler = (args, ctx) =>
-    toThread(args.int(0), args.int(1), args.int(2), ctx.process.pid, ctx.process.uid);
-
   /** rt_sigqueueinfo / rt_tgsigqueueinfo to this process: the caller's siginfo reaches the handler as given. */
   const queue = (
     ctx: Parameters<SyscallHandler>[1],
@@ -114,9 +86,6 @@ export function registerSignalHandlers(
   dispatcher.registerHandler(NR.rt_tgsigqueueinfo, "rt_tgsigqueueinfo", rtTgsigqueueinfo);
   dispatcher.registerHandler(NR.rt_sigreturn, "rt_sigreturn", rtSigreturn);
   dispatcher.registerHandler(NR.sigaltstack, "sigaltstack", sigaltstack);
-  dispatcher.registerHandler(NR.kill, "kill", kill);
-  dispatcher.registerHandler(NR.tkill, "tkill", tkill);
-  dispatcher.registerHandler(NR.tgkill, "tgkill", tgkill);
 }
 
 export { SI_USER, SignalDelivery };
