@@ -5,6 +5,8 @@
  * `guest ./busybox ls -la` passes `-la` to ls. The --help text (citty) lives in help.ts, loaded only for --help.
  */
 
+import { FORK_SAFE_ENGINE_OPTIONS } from "./runtime/fork-safe.ts";
+
 export const BACKEND_CHOICES = ["auto", "hvf", "emulator"] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 
@@ -79,7 +81,10 @@ export function guestEnvironment(
 ): string[] {
   const env = new Map<string, string>();
   if (!parsed.clearEnv) {
-    for (const [key, value] of Object.entries(hostEnv)) if (value !== undefined) env.set(key, value);
+    for (const [key, value] of Object.entries(hostEnv)) {
+      // The engine options the runtime runs with (fork-safe.ts) are the runtime's, not the program's.
+      if (value !== undefined && !(key in FORK_SAFE_ENGINE_OPTIONS)) env.set(key, value);
+    }
   }
   for (const entry of parsed.env) {
     const eq = entry.indexOf("=");

@@ -1,17 +1,18 @@
 #!/usr/bin/env bun
 /**
- * `guest`: run a static aarch64 Linux program. Exit status: the guest's; 128+N when it dies of signal N;
+ * `guest`: run a static aarch64 Linux program. Exit status: the guest's; death by signal N when it dies of N;
  * 127 when the program is not found, 126 when it cannot be executed (like a shell); 2 for usage errors.
  */
 import { accessSync, constants, readFileSync, statSync } from "node:fs";
 import { delimiter, join, resolve } from "node:path";
 import { ElfError } from "@guest/loader";
+import { hostDieBySignal, hostExit } from "@guest/syscalls";
 import { guestEnvironment, type ParsedCommandLine, parseCommandLine, UsageError } from "./cli.ts";
 import { demoGuestBytes } from "./demo/demo-bytes.ts";
 import { selectBackend, signedRunnableFor } from "./runtime/backends.ts";
+import { ensureForkSafeEngine } from "./runtime/fork-safe.ts";
 import { GuestProcess, outcomeToExitCode, traceToStderr } from "./runtime/guest-process.ts";
 
-const SIGPIPE = 13;
 export const EXIT_USAGE = 2;
 export const EXIT_CANNOT_EXECUTE = 126;
 export const EXIT_NOT_FOUND = 127;
@@ -59,6 +60,7 @@ function readProgram(path: string, shown: string): Uint8Array {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  ensureForkSafeEngine();
   let parsed: ParsedCommandLine;
   try {
     parsed = parseCommandLine(argv);
@@ -128,6 +130,7 @@ export async function main(argv: string[]): Promise<number> {
             : executablePath,
       envp: guestEnvironment(parsed, process.env),
       trace: parsed.trace ? traceToStderr : undefined,
+      ownsProcess: true,
     });
   } catch (error) {
     if (error instanceof ElfError) {
@@ -136,18 +139,27 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw error;
   }
+  let outcome: ReturnType<GuestProcess["run"]>;
   try {
-    const outcome = guest.run();
-    // Like a shell reporting a signal death (and, as shells do, staying quiet about SIGPIPE).
-    if (outcome.kind === "signaled" && !parsed.trace && outcome.signal !== SIGPIPE) {
-      process.stderr.write(
-        `guest: ${parsed.program ?? "demo"}: killed by signal ${outcome.signal} (${outcome.detail})\n`,
-      );
-    }
-    return outcomeToExitCode(outcome);
-  } finally {
-    guest.destroy();
+    outcome = guest.run();
+  } catch (error) {
+    if (!guest.forkedChild) throw error;
+    // A forked child is a copy of Bun that must not run Bun's exit path (its helper threads are gone).
+    process.stderr.write(
+      `guest: internal error (a bug in guest, not in the program): ${(error as Error)?.stack}\n`,
+    );
+    hostExit(EXIT_INTERNAL_ERROR);
   }
+  if (guest.forkedChild) {
+    // The parent's wait sees exactly the guest's end: its exit status, or death by the very signal.
+    if (outcome.kind === "signaled") hostDieBySignal(outcome.signal);
+    hostExit(outcome.status);
+  }
+  guest.destroy();
+  // A signal death is the host process's own, by the same signal, as on Linux (and as qemu-user does it): the
+  // shell that started us reports it, and its status is exactly the guest's.
+  if (outcome.kind === "signaled") hostDieBySignal(outcome.signal);
+  return outcomeToExitCode(outcome);
 }
 
 /** EX_SOFTWARE (sysexits.h): the runtime failed, not the guest program. */

@@ -25,6 +25,7 @@ import {
   type ExecProgram,
   errno,
   type GuestRuntime,
+  hostFork,
   PROT_EXEC,
   PROT_READ,
   PROT_WRITE,
@@ -55,6 +56,8 @@ export interface GuestOptions {
   execfn: string;
   /** strace-style syscall log sink (one line, no newline). */
   trace?: (line: string) => void;
+  /** This host process is the guest process (the CLI): its signals are the guest's (see GuestRuntimeOptions). */
+  ownsProcess?: boolean;
 }
 
 /** How the guest ended. */
@@ -117,6 +120,8 @@ export class GuestProcess {
         registers: this.vcpu,
         trace: options.trace,
         exec: (program) => this.prepareExec(program),
+        fork: { fork: () => this.forkHost() },
+        catchHostSignals: options.ownsProcess ?? false,
       });
       load();
     } catch (error) {
@@ -155,6 +160,29 @@ export class GuestProcess {
       this.options.trace?.(`[guest] execve: ${program.path}: ${error.message}: ENOEXEC`);
       return -errno.ENOEXEC;
     }
+  }
+
+  /** True in a process made by the guest's fork (its end is the host process's end: see main.ts). */
+  forkedChild = false;
+
+  /**
+   * fork for the guest: the host's fork of this whole runtime. Guest memory is a private mapping of this
+   * process, so the child gets it copy-on-write from the host kernel; the engine, page tables, region tracker,
+   * fd table and signal state are plain memory and come along. A VM of Hypervisor.framework belongs to one
+   * process and cannot be inherited: that backend says so (ENOSYS) until it learns to rebuild its VM.
+   */
+  private forkHost(): number {
+    if (!this.vm.forkable) {
+      this.options.trace?.("[guest] fork: the backend's VM cannot be inherited by a child process: ENOSYS");
+      return -errno.ENOSYS;
+    }
+    this.space.commit();
+    const pid = hostFork();
+    if (pid === 0) {
+      this.forkedChild = true;
+      this.space.afterForkInChild();
+    }
+    return pid;
   }
 
   /** Map the planned image, [vdso] and the stack into the (empty) address space; set the entry registers. */
@@ -267,6 +295,7 @@ export class GuestProcess {
     const { vcpu, runtime, space } = this;
     const signals = runtime.signals;
     const frame = vcpu.syscallFrame;
+    const thread = runtime.process.currentThread;
     vcpu.setSyscallHandler(() => {
       const result = runtime.dispatch(frame);
       space.commit();
@@ -285,11 +314,14 @@ export class GuestProcess {
       } else if (result.control === "fatal-signal") {
         this.outcome = this.killedBy(result.signal, result.detail);
         return SYSCALL_LEAVE;
+      } else if (result.control === "restart-syscall") {
+        // Back onto the svc with X0 as it was (the frame still holds it): the handler's return re-issues it.
+        vcpu.setRegister("pc", vcpu.getRegister("pc") - 4n);
       } else {
         // rt_sigreturn and execve set every register: X0 too, and the core writes X0 from the frame.
         this.setFrameX0(vcpu.getRegister("x0"));
       }
-      if (signals.anyPending) return this.deliverAtSyscallReturn();
+      if (signals.anyPending || thread.savedMask !== null) return this.deliverAtSyscallReturn();
       return SYSCALL_RESUME;
     });
     try {
@@ -299,6 +331,10 @@ export class GuestProcess {
         switch (exit.kind) {
           case "stopped":
           case "syscall":
+            // A signal pending from a syscall that left the run (or from a fault): deliver it now.
+            runtime.pullHostSignals();
+            if (signals.anyPending) this.outcome = this.settle(signals.deliverPending());
+            if (this.outcome) return this.outcome;
             continue;
           case "fault": {
             const bus = space.resolveBusFault(exit.address);
