@@ -7,6 +7,8 @@
  * - sources tagged `// fixture: native`, built with the host gcc → .cache/fixtures/x86_64/<name>
  *   (run natively, they prove that the expectations in those tests are Linux's, not an emulator's)
  * - Debian's arm64 busybox (package busybox-static)             → .cache/fixtures/busybox/bin/busybox
+ * - Debian's arm64 bash (package bash-static)                   → .cache/fixtures/bash/bin/bash-static
+ *   (or usr/bin/bash-static, wherever the package puts it); both are fetched once and kept
  *
  * A build is redone only when its key changes: the SHA-256 of the compiler's identity, the flags, the source
  * and every tests/guest/*.h, stored beside the binary as <binary>.sha256. So CI builds once per change.
@@ -28,6 +30,7 @@ const CROSS_CC = "aarch64-linux-gnu-gcc";
 const NATIVE_CC = "gcc";
 const COMMON_FLAGS = ["-O2", "-Wall"];
 const BUSYBOX_PACKAGE = "busybox-static";
+const BASH_PACKAGE = "bash-static";
 const EM_AARCH64 = 183;
 
 /** Which apt package provides each tool, for error messages. */
@@ -53,6 +56,8 @@ export interface Fixtures {
   x86_64: Record<string, string>;
   /** Debian's static arm64 busybox, or null when it could not be fetched (see problems). */
   busybox: string | null;
+  /** Debian's static arm64 bash (bash-static), or null when it could not be fetched (see problems). */
+  bash: string | null;
   /** One line per thing that could not be built or fetched, naming the tool or package to install. */
   problems: string[];
 }
@@ -60,6 +65,8 @@ export interface Fixtures {
 export interface EnsureFixturesOptions {
   /** Fetch busybox too (default true). */
   busybox?: boolean;
+  /** Fetch bash-static too (default: the same as `busybox`). */
+  bash?: boolean;
 }
 
 interface GuestSource {
@@ -254,88 +261,124 @@ function isAarch64Elf(path: string): boolean {
   );
 }
 
-/** apt-get download busybox-static:arm64 and unpack it; returns the binary or pushes a problem. */
-function fetchBusybox(fixtures: Fixtures): void {
-  const destination = join(FIXTURES_DIR, "busybox");
-  const binary = join(destination, "bin", "busybox");
-  if (existsSync(binary) && isAarch64Elf(binary)) {
-    fixtures.busybox = binary;
-    return;
+/** A static arm64 program taken from a Debian package. */
+interface DebianStaticProgram {
+  /** Fixture name: its folder under .cache/fixtures and the label of its problems. */
+  name: string;
+  package: string;
+  /** Where the package may put the binary (the first that exists wins), relative to the unpacked tree. */
+  binaries: string[];
+}
+
+const BUSYBOX: DebianStaticProgram = { name: "busybox", package: BUSYBOX_PACKAGE, binaries: ["bin/busybox"] };
+// bookworm ships bin/bash-static, later releases usr/bin/bash-static.
+const BASH: DebianStaticProgram = {
+  name: "bash",
+  package: BASH_PACKAGE,
+  binaries: ["bin/bash-static", "usr/bin/bash-static"],
+};
+
+function findAarch64Binary(destination: string, program: DebianStaticProgram): string | null {
+  for (const relative of program.binaries) {
+    const binary = join(destination, relative);
+    if (existsSync(binary) && isAarch64Elf(binary)) return binary;
   }
+  return null;
+}
+
+/** apt-get download <package>:arm64 and unpack it, once; returns the binary or pushes a problem and returns null. */
+function fetchDebianStatic(fixtures: Fixtures, program: DebianStaticProgram): string | null {
+  const { name, package: pkg } = program;
+  const destination = join(FIXTURES_DIR, name);
+  const cached = findAarch64Binary(destination, program);
+  if (cached) return cached;
   for (const tool of ["apt-get", "dpkg-deb"]) {
     if (Bun.which(tool) === null) {
-      fixtures.problems.push(
-        `busybox: ${missingToolMessage(tool)} (it fetches Debian's ${BUSYBOX_PACKAGE}:arm64)`,
-      );
-      return;
+      fixtures.problems.push(`${name}: ${missingToolMessage(tool)} (it fetches Debian's ${pkg}:arm64)`);
+      return null;
     }
   }
-  const debs = join(FIXTURES_DIR, "debs");
+  const debs = join(FIXTURES_DIR, `debs-${name}`);
   rmSync(debs, { recursive: true, force: true });
   mkdirSync(debs, { recursive: true });
-  consola.start(`Fetching Debian's ${BUSYBOX_PACKAGE}:arm64…`);
+  consola.start(`Fetching Debian's ${pkg}:arm64…`);
   // Run as root, apt drops to the _apt user for downloads, which cannot write into our cache folder.
-  const download = ["apt-get", "-o", "APT::Sandbox::User=root", "download", `${BUSYBOX_PACKAGE}:arm64`];
+  const download = ["apt-get", "-o", "APT::Sandbox::User=root", "download", `${pkg}:arm64`];
   let attempt = run(download, debs);
   if (!attempt.ok) {
     const enable = "dpkg --add-architecture arm64 && apt-get update";
     const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
     if (!isRoot) {
       fixtures.problems.push(
-        `busybox: \`apt-get download ${BUSYBOX_PACKAGE}:arm64\` failed. Enable arm64 packages once, then retry:\n` +
+        `${name}: \`apt-get download ${pkg}:arm64\` failed. Enable arm64 packages once, then retry:\n` +
           `  sudo ${enable.replace("&& ", "&& sudo ")}\n  bun scripts/fixtures.ts\n${attempt.output.slice(-1500)}`,
       );
-      return;
+      return null;
     }
-    consola.info(`apt cannot find ${BUSYBOX_PACKAGE}:arm64 yet: running \`${enable}\``);
+    consola.info(`apt cannot find ${pkg}:arm64 yet: running \`${enable}\``);
     const add = run(["dpkg", "--add-architecture", "arm64"]);
     const update = add.ok ? run(["apt-get", "update"]) : add;
     if (!update.ok) {
-      fixtures.problems.push(`busybox: \`${enable}\` failed:\n${update.output.slice(-1500)}`);
-      return;
+      fixtures.problems.push(`${name}: \`${enable}\` failed:\n${update.output.slice(-1500)}`);
+      return null;
     }
     attempt = run(download, debs);
     if (!attempt.ok) {
       fixtures.problems.push(
-        `busybox: \`apt-get download ${BUSYBOX_PACKAGE}:arm64\` failed:\n${attempt.output.slice(-1500)}`,
+        `${name}: \`apt-get download ${pkg}:arm64\` failed:\n${attempt.output.slice(-1500)}`,
       );
-      return;
+      return null;
     }
   }
-  const deb = readdirSync(debs).find(
-    (file) => file.startsWith(`${BUSYBOX_PACKAGE}_`) && file.endsWith(".deb"),
-  );
+  const deb = readdirSync(debs).find((file) => file.startsWith(`${pkg}_`) && file.endsWith(".deb"));
   if (!deb) {
-    fixtures.problems.push(`busybox: apt-get download left no ${BUSYBOX_PACKAGE} .deb in ${debs}`);
-    return;
+    fixtures.problems.push(`${name}: apt-get download left no ${pkg} .deb in ${debs}`);
+    return null;
   }
   rmSync(destination, { recursive: true, force: true });
   const unpack = run(["dpkg-deb", "-x", join(debs, deb), destination]);
-  if (!unpack.ok || !existsSync(binary) || !isAarch64Elf(binary)) {
+  const binary = unpack.ok ? findAarch64Binary(destination, program) : null;
+  if (!binary) {
     fixtures.problems.push(
-      `busybox: dpkg-deb -x ${deb} did not yield an aarch64 ${binary}:\n${unpack.output}`,
+      `${name}: dpkg-deb -x ${deb} did not yield an aarch64 ${program.binaries.join(" or ")} in ${destination}:\n${unpack.output}`,
     );
-    return;
+    return null;
   }
   rmSync(debs, { recursive: true, force: true });
-  consola.success(`busybox ready: ${binary} (from ${deb})`);
-  fixtures.busybox = binary;
+  consola.success(`${name} ready: ${binary} (from ${deb})`);
+  return binary;
 }
 
-let pending: Promise<Fixtures> | null = null;
+/** Memoised per set of options, so each combination is built at most once per process. */
+const pending = new Map<string, Promise<Fixtures>>();
 
-/** Build (or reuse) every fixture. Never throws for a missing tool: see `problems`. Memoised per process. */
+/** Build (or reuse) every fixture. Never throws for a missing tool: see `problems`. */
 export function ensureFixtures(options: EnsureFixturesOptions = {}): Promise<Fixtures> {
-  if (options.busybox === false) return buildFixtures(false);
-  pending ??= buildFixtures(true);
-  return pending;
+  const withBusybox = options.busybox ?? true;
+  // Whoever turns the Debian download of busybox off (memory.test.ts) does not want bash fetched either.
+  const withBash = options.bash ?? withBusybox;
+  const key = `${withBusybox}/${withBash}`;
+  let fixtures = pending.get(key);
+  if (fixtures === undefined) {
+    fixtures = buildFixtures(withBusybox, withBash);
+    pending.set(key, fixtures);
+  }
+  return fixtures;
 }
 
-async function buildFixtures(withBusybox: boolean): Promise<Fixtures> {
-  const fixtures: Fixtures = { root: FIXTURES_DIR, aarch64: {}, x86_64: {}, busybox: null, problems: [] };
+async function buildFixtures(withBusybox: boolean, withBash: boolean): Promise<Fixtures> {
+  const fixtures: Fixtures = {
+    root: FIXTURES_DIR,
+    aarch64: {},
+    x86_64: {},
+    busybox: null,
+    bash: null,
+    problems: [],
+  };
   mkdirSync(FIXTURES_DIR, { recursive: true });
   await buildGuestPrograms(fixtures);
-  if (withBusybox) fetchBusybox(fixtures);
+  if (withBusybox) fixtures.busybox = fetchDebianStatic(fixtures, BUSYBOX);
+  if (withBash) fixtures.bash = fetchDebianStatic(fixtures, BASH);
   for (const problem of fixtures.problems) consola.warn(problem);
   return fixtures;
 }
@@ -343,6 +386,8 @@ async function buildFixtures(withBusybox: boolean): Promise<Fixtures> {
 if (import.meta.main) {
   const fixtures = await ensureFixtures();
   const count = Object.keys(fixtures.aarch64).length + Object.keys(fixtures.x86_64).length;
-  consola.info(`${count} guest programs in ${fixtures.root}; busybox: ${fixtures.busybox ?? "missing"}`);
+  consola.info(
+    `${count} guest programs in ${fixtures.root}; busybox: ${fixtures.busybox ?? "missing"}; bash: ${fixtures.bash ?? "missing"}`,
+  );
   if (fixtures.problems.length > 0) process.exit(1);
 }

@@ -86,6 +86,8 @@ for (const fixture of Object.keys(fixtures.aarch64).sort()) {
   if (fixture.startsWith("mem_")) continue;
   // exec_* exec aarch64 programs, which qemu-user hands to the host kernel: tests/exec.test.ts covers them.
   if (fixture.startsWith("exec_")) continue;
+  // proc_* take arguments and are proven natively and against qemu in tests/process.test.ts.
+  if (fixture.startsWith("proc_")) continue;
   if (!programCases.some((c) => c.fixture === fixture)) programCases.push({ title: fixture, fixture });
 }
 

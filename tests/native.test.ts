@@ -8,7 +8,10 @@ import { ensureFixtures } from "../scripts/fixtures.ts";
 import { describeStatus, runCommand } from "./lib/run.ts";
 
 const fixtures = await ensureFixtures();
-const names = Object.keys(fixtures.x86_64).sort();
+// proc_* take arguments (the child to exec) and are run natively by tests/process.test.ts.
+const names = Object.keys(fixtures.x86_64)
+  .filter((name) => !name.startsWith("proc_"))
+  .sort();
 
 const skip =
   process.platform !== "linux" || process.arch !== "x64"

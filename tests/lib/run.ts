@@ -80,7 +80,7 @@ export function guestCommand(program: string, args: string[] = []): string[] {
   ];
 }
 
-/** Spawn one command; never throws for a failing program, kills it (SIGKILL) on timeout. */
+/** Spawn one command; never throws for a failing program, kills it and its process group (SIGKILL) on timeout. */
 export async function runCommand(
   side: string,
   command: string[],
@@ -94,11 +94,18 @@ export async function runCommand(
     stdin,
     stdout: "pipe",
     stderr: "pipe",
+    // Its own process group, so a timeout kills the children a hung guest forked too (they would otherwise
+    // hold the output pipes open and outlive the test).
+    detached: true,
   });
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
-    child.kill("SIGKILL");
+    try {
+      process.kill(-child.pid, "SIGKILL");
+    } catch {
+      child.kill("SIGKILL");
+    }
   }, timeoutMs);
   try {
     const [stdout, stderr] = await Promise.all([
