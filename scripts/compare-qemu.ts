@@ -4,7 +4,9 @@
  *   (a) syscall round trip: a guest loop of raw getpid calls that times itself (start-up excluded);
  *   (b) start-up: wall-clock time of `busybox true`, median of 10 (first runs discarded as warm-up);
  *   (c) memory: 100,000 same-prot mprotect of a populated 64 MiB range, 100,000 × (mmap 64 KiB, touch,
- *       munmap), 262,144 first-touch page faults — each program times itself; median of 3.
+ *       munmap), 262,144 first-touch page faults — each program times itself; median of 3;
+ *   (d) processes: fork+exit+wait latency (200 cycles), fork+execve+wait of a small static program (50
+ *       cycles), a 1 MiB round trip through a child over two pipes (50 rounds) — median of 3.
  * Prints a table with ratios (guest ÷ qemu: below 1 means guest is faster) and writes
  * bench/results/compare-qemu.json. Needs qemu-aarch64-static, aarch64-linux-gnu-gcc and the busybox fixture.
  */
@@ -115,8 +117,31 @@ export async function compareWithQemu(): Promise<Record<string, unknown>> {
     memory[name] = { qemu: median(q), guest: median(g), ratio: median(g) / median(q) };
   }
 
+  // qemu-user execs a foreign binary only through binfmt_misc (our runtime does the execve itself).
+  const { ensureQemuBinfmt } = await import("./binfmt.ts");
+  const binfmtProblem = ensureQemuBinfmt();
+  if (binfmtProblem) throw new Error(`fork_exec under qemu needs binfmt_misc: ${binfmtProblem}`);
+  const exitZero = buildProgram("exit_zero");
+  const processes: Record<string, { qemu: number; guest: number; ratio: number }> = {};
+  for (const [name, args] of [
+    ["fork_wait", []],
+    ["fork_exec", [exitZero]],
+    ["pipe_roundtrip", []],
+  ] as const) {
+    const program = buildProgram(name);
+    consola.start(`processes: ${name}, median of 3 under each`);
+    const q: number[] = [];
+    const g: number[] = [];
+    for (let round = 0; round < 3; round++) {
+      q.push(nsPerOp([QEMU, program, ...args]));
+      g.push(nsPerOp(["bun", guestCli, program, ...args]));
+    }
+    processes[name] = { qemu: median(q), guest: median(g), ratio: median(g) / median(q) };
+  }
+
   const results = {
     memoryNsPerOp: memory,
+    processNsPerOp: processes,
     date: new Date().toISOString(),
     host: `${process.platform}-${process.arch}`,
     getpidNsPerCall: {
@@ -163,6 +188,20 @@ if (import.meta.main) {
   for (const [name, m] of Object.entries(memoryResults)) {
     console.log(
       `| ${labels[name]} | ${(m.qemu / 1000).toFixed(2)} µs | ${(m.guest / 1000).toFixed(2)} µs | ${m.ratio.toFixed(3)} |`,
+    );
+  }
+  const processLabels: Record<string, string> = {
+    fork_wait: "fork + exit + wait (200 cycles)",
+    fork_exec: "fork + execve small static program + wait (50 cycles)",
+    pipe_roundtrip: "1 MiB pipe round trip through a child (50 rounds)",
+  };
+  const processResults = results.processNsPerOp as Record<
+    string,
+    { qemu: number; guest: number; ratio: number }
+  >;
+  for (const [name, m] of Object.entries(processResults)) {
+    console.log(
+      `| ${processLabels[name]} | ${(m.qemu / 1e6).toFixed(2)} ms | ${(m.guest / 1e6).toFixed(2)} ms | ${m.ratio.toFixed(2)} |`,
     );
   }
 }
