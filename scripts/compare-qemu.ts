@@ -70,6 +70,20 @@ function getpidNsPerCall(command: string[]): number {
   return Number(match[1]);
 }
 
+/** A self-timing program under qemu and under guest, alternating, three times each: the medians. */
+function medianOfThree(
+  program: string,
+  args: readonly string[],
+): { qemu: number; guest: number; ratio: number } {
+  const q: number[] = [];
+  const g: number[] = [];
+  for (let round = 0; round < 3; round++) {
+    q.push(nsPerOp([QEMU, program, ...args]));
+    g.push(nsPerOp(["bun", guestCli, program, ...args]));
+  }
+  return { qemu: median(q), guest: median(g), ratio: median(g) / median(q) };
+}
+
 export async function compareWithQemu(): Promise<Record<string, unknown>> {
   for (const tool of [QEMU, CC])
     if (!Bun.which(tool)) throw new Error(`${tool} not found (run: bun run test, which installs it)`);
@@ -106,15 +120,8 @@ export async function compareWithQemu(): Promise<Record<string, unknown>> {
   }
   const memory: Record<string, { qemu: number; guest: number; ratio: number }> = {};
   for (const name of ["mprotect_same", "mmap_cycle", "first_touch"]) {
-    const program = buildProgram(name);
     consola.start(`memory: ${name}, median of 3 under each`);
-    const q: number[] = [];
-    const g: number[] = [];
-    for (let round = 0; round < 3; round++) {
-      q.push(nsPerOp([QEMU, program]));
-      g.push(nsPerOp(["bun", guestCli, program]));
-    }
-    memory[name] = { qemu: median(q), guest: median(g), ratio: median(g) / median(q) };
+    memory[name] = medianOfThree(buildProgram(name), []);
   }
 
   // qemu-user execs a foreign binary only through binfmt_misc (our runtime does the execve itself).
@@ -128,15 +135,8 @@ export async function compareWithQemu(): Promise<Record<string, unknown>> {
     ["fork_exec", [exitZero]],
     ["pipe_roundtrip", []],
   ] as const) {
-    const program = buildProgram(name);
     consola.start(`processes: ${name}, median of 3 under each`);
-    const q: number[] = [];
-    const g: number[] = [];
-    for (let round = 0; round < 3; round++) {
-      q.push(nsPerOp([QEMU, program, ...args]));
-      g.push(nsPerOp(["bun", guestCli, program, ...args]));
-    }
-    processes[name] = { qemu: median(q), guest: median(g), ratio: median(g) / median(q) };
+    processes[name] = medianOfThree(buildProgram(name), args);
   }
 
   const results = {

@@ -77,6 +77,19 @@ function mutate(original: Uint8Array, next: () => number): Uint8Array {
   }
 }
 
+/** The signal qemu-aarch64-static's run of `path` ends with (SIGKILL when it outlives the limit), or null. */
+async function qemuSignal(path: string): Promise<string | null> {
+  const oracle = Bun.spawn([QEMU, path], {
+    stdin: "ignore",
+    stdout: "ignore",
+    stderr: "ignore",
+    timeout: RUN_TIMEOUT_MS,
+    killSignal: "SIGKILL",
+  });
+  await oracle.exited;
+  return oracle.signalCode === null ? null : String(oracle.signalCode);
+}
+
 describe.skipIf(skip !== null)("malformed executables", () => {
   const original = skip ? new Uint8Array() : new Uint8Array(readFileSync(seedProgram!));
   const loadable: Uint8Array[] = [];
@@ -132,30 +145,10 @@ describe.skipIf(skip !== null)("malformed executables", () => {
           });
           const [code, stderr] = await Promise.all([child.exited, new Response(child.stderr).text()]);
           let signal = child.signalCode;
-          if (signal === "SIGKILL" && Bun.which(QEMU)) {
-            // Timed out: acceptable only if the program never ends under qemu either.
-            const oracle = Bun.spawn([QEMU, path], {
-              stdin: "ignore",
-              stdout: "ignore",
-              stderr: "ignore",
-              timeout: RUN_TIMEOUT_MS,
-              killSignal: "SIGKILL",
-            });
-            await oracle.exited;
-            if (oracle.signalCode === "SIGKILL") signal = null;
-          } else if (signal !== null && Bun.which(QEMU)) {
-            // The runtime dies of the signal its guest died of (as qemu-user does): fine when qemu's run of the
-            // same program dies of the same signal; a crash of the runtime itself would not (and says "panic").
-            const oracle = Bun.spawn([QEMU, path], {
-              stdin: "ignore",
-              stdout: "ignore",
-              stderr: "ignore",
-              timeout: RUN_TIMEOUT_MS,
-              killSignal: "SIGKILL",
-            });
-            await oracle.exited;
-            if (oracle.signalCode === signal) signal = null;
-          }
+          // Timed out (SIGKILL): acceptable only if the program never ends under qemu either. Another signal: the
+          // runtime dies of the signal its guest died of (as qemu-user does), fine when qemu's run dies of the
+          // same one; a crash of the runtime itself would not (and says "panic").
+          if (signal !== null && Bun.which(QEMU) && (await qemuSignal(path)) === signal) signal = null;
           return { path, code: signal === null && code === null ? 0 : code, signal, stderr };
         });
         for (const { path, code, signal, stderr } of await Promise.all(batch)) {

@@ -34,9 +34,15 @@ import { SI_USER } from "./signals/abi.ts";
 import { type RegisterAccess, SignalDelivery } from "./signals/delivery.ts";
 import { registerSignalHandlers } from "./signals/handlers.ts";
 
+/** A lookup by syscall number: 1 for the listed syscalls. */
+function syscallSet(numbers: readonly number[]): Uint8Array {
+  const set = new Uint8Array(512);
+  for (const nr of numbers) set[nr] = 1;
+  return set;
+}
+
 /** Syscalls whose EPIPE comes with SIGPIPE (pipe and socket writes), as a lookup by number. */
-const RAISES_SIGPIPE = new Uint8Array(512);
-for (const nr of [
+const RAISES_SIGPIPE = syscallSet([
   NR.write,
   NR.writev,
   NR.pwrite64,
@@ -49,16 +55,13 @@ for (const nr of [
   NR.sendto,
   NR.sendmsg,
   NR.sendmmsg,
-]) {
-  RAISES_SIGPIPE[nr] = 1;
-}
+]);
 
 /**
  * Interrupted by a signal whose handler runs, these return EINTR even with SA_RESTART (signal(7)); every other
  * blocking syscall is restarted by a SA_RESTART handler.
  */
-const NEVER_RESTARTED = new Uint8Array(512);
-for (const nr of [
+const NEVER_RESTARTED = syscallSet([
   NR.ppoll,
   NR.pselect6,
   NR.epoll_pwait,
@@ -73,9 +76,7 @@ for (const nr of [
   NR.semtimedop,
   NR.io_getevents,
   NR.io_pgetevents,
-]) {
-  NEVER_RESTARTED[nr] = 1;
-}
+]);
 
 /** /proc/self files rendered from the guest's state (besides maps). */
 const PROCESS_FILES: Record<string, (source: ProcSource) => string | Uint8Array> = {
