@@ -15,8 +15,8 @@
  * themselves on a machine without the runtime's dependencies).
  */
 import { describe, expect, test } from "bun:test";
-import { constants } from "node:os";
 import { ensureFixtures } from "../scripts/fixtures.ts";
+import { againstNative, fail, failLines, shellStatus } from "./lib/checks.ts";
 import {
   compareRuns,
   describeStatus,
@@ -59,37 +59,11 @@ const TEST_TIMEOUT_MS = 2 * RUN_TIMEOUT_MS + 10_000;
 const fixtures = await ensureFixtures({ busybox: false });
 const guestEnabled = process.env.GUEST_MEMORY_TESTS !== "0";
 
-function fail(message: string): never {
-  throw new Error(message);
-}
-
-/** The status as a shell reports it: the exit code, or 128 + the signal number for a signal death. */
-function shellStatus(result: RunResult): number | string {
-  if (result.timedOut) return "timed out";
-  if (result.signal) {
-    const number = constants.signals[result.signal as keyof typeof constants.signals];
-    return number === undefined ? result.signal : 128 + number;
-  }
-  return result.exitCode ?? "unknown";
-}
-
 function transcript(result: RunResult): string {
   return (
     `command: ${result.command.join(" ")}\nstatus: ${describeStatus(result)}\n` +
     `stdout (end):\n${result.stdout.toString().slice(-3000)}\nstderr (end):\n${result.stderr.toString().slice(-1500)}`
   );
-}
-
-/** firstDifference() names its first side "qemu"; here the reference is the native run. */
-function againstNative(difference: string | null): string | null {
-  return difference?.replace("; qemu ", "; native ").replace("    qemu:  ", "    native:") ?? null;
-}
-
-function failLines(result: RunResult): string[] {
-  return result.stdout
-    .toString()
-    .split("\n")
-    .filter((line) => line.startsWith("FAIL"));
 }
 
 /** A run in which every check passed: no FAIL line, the summary line, exit 0, nothing on stderr. */

@@ -23,8 +23,8 @@
  * (2) and the guest half of (3) run by default; GUEST_PROCESS_TESTS=0 skips them.
  */
 import { describe, expect, test } from "bun:test";
-import { constants } from "node:os";
 import { ensureFixtures } from "../scripts/fixtures.ts";
+import { againstNative, fail, failLines, shellStatus } from "./lib/checks.ts";
 import {
   compareRuns,
   describeStatus,
@@ -55,10 +55,6 @@ const TEST_TIMEOUT_MS = 2 * RUN_TIMEOUT_MS + 10_000;
 
 const fixtures = await ensureFixtures({ busybox: false });
 const guestEnabled = process.env.GUEST_PROCESS_TESTS !== "0";
-
-function fail(message: string): never {
-  throw new Error(message);
-}
 
 interface GroupedResult extends RunResult {
   /** Processes of the run's group were still alive after its first process exited (they were killed). */
@@ -145,34 +141,12 @@ function runGuest(name: Program, flags: string[] = []): Promise<GroupedResult> {
   return runGrouped("guest", guestCommand(guestProgram(name), argsFor(name, "aarch64", flags)));
 }
 
-/** The status as a shell reports it, for messages. */
-function shellStatus(result: RunResult): number | string {
-  if (result.timedOut) return "timed out";
-  if (result.signal) {
-    const number = constants.signals[result.signal as keyof typeof constants.signals];
-    return number === undefined ? result.signal : 128 + number;
-  }
-  return result.exitCode ?? "unknown";
-}
-
 function transcript(result: GroupedResult): string {
   return (
     `command: ${result.command.join(" ")}\nstatus: ${describeStatus(result)} (${shellStatus(result)})` +
     `${result.leftovers ? ", left processes behind" : ""}\n` +
     `stdout (end):\n${result.stdout.toString().slice(-3000)}\nstderr (end):\n${result.stderr.toString().slice(-1500)}`
   );
-}
-
-/** firstDifference() names its first side "qemu"; here the reference may be the native run. */
-function againstNative(difference: string | null): string | null {
-  return difference?.replace("; qemu ", "; native ").replace("    qemu:  ", "    native:") ?? null;
-}
-
-function failLines(result: RunResult): string[] {
-  return result.stdout
-    .toString()
-    .split("\n")
-    .filter((line) => line.startsWith("FAIL"));
 }
 
 /** Every check passed: no FAIL line, the summary line, exit 0, no process left behind, stderr as allowed. */
