@@ -10,6 +10,7 @@
 // fixture: native
 #include "proc_check.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdint.h>
@@ -249,8 +250,44 @@ static void broken_pipes(void) {
   close(go[1]);
 }
 
+/* /proc/self/fd lists exactly this process's fds (its own directory fd included); /dev/fd/N reopens fd N. */
+static void fd_directory(void) {
+  if (qemu_skips("/proc/self/fd and /dev/fd (qemu-user lists its own fds)")) return;
+  int fds[2];
+  pipe(fds);
+  int extra = dup2(fds[0], 40);
+  /* Whatever else this process inherited is open too: the listing must equal what fcntl says is open. */
+  static unsigned char open_fds[1024], seen[1024];
+  for (int fd = 0; fd < 1024; fd++) open_fds[fd] = fcntl(fd, F_GETFD) != -1;
+  DIR *dir = opendir("/proc/self/fd");
+  CHECK("opendir /proc/self/fd", dir != NULL);
+  if (dir) open_fds[dirfd(dir)] = 1;
+  struct dirent *entry;
+  while (dir && (entry = readdir(dir)) != NULL) {
+    int fd = atoi(entry->d_name);
+    if (entry->d_name[0] != '.' && fd >= 0 && fd < 1024) seen[fd] = 1;
+  }
+  if (dir) closedir(dir);
+  CHECK("it lists exactly the open fds (the pipe, the dup2 copy and its own fd among them)",
+        memcmp(seen, open_fds, sizeof seen) == 0 && seen[40] && seen[fds[0]] && seen[fds[1]]);
+  char link[64], target[64];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fds[0]);
+  ssize_t n = readlink(link, target, sizeof target - 1);
+  CHECK("readlink /proc/self/fd/N names the pipe", n > 5 && strncmp(target, "pipe:[", 6) == 0);
+  write(fds[1], "z", 1);
+  snprintf(link, sizeof link, "/dev/fd/%d", fds[0]);
+  int again = open(link, O_RDONLY);
+  char byte = 0;
+  CHECK("open /dev/fd/N reopens the guest's fd N", again >= 0 && read(again, &byte, 1) == 1 && byte == 'z');
+  close(again);
+  close(extra);
+  close(fds[0]);
+  close(fds[1]);
+}
+
 int main(int argc, char **argv) {
   proc_init(argc, argv, 0, NULL);
+  fd_directory();
   shared_description();
   dups();
   end_of_file();

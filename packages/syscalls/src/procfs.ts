@@ -3,7 +3,7 @@
  * open time into a private snapshot file, whose host path replaces the guest's path. Each open gets its own
  * snapshot; the previous one is unlinked (an fd still open on it keeps reading it), and close() removes all.
  */
-import { mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ProcessState } from "./process.ts";
@@ -15,13 +15,14 @@ interface Snapshots {
   provider: ProcFileProvider;
   directory: string | null;
   last: string | null;
+  lastFdDirectory: string | null;
   count: number;
 }
 
 const registry = new WeakMap<ProcessState, Snapshots>();
 
 export function registerProcFiles(process: ProcessState, provider: ProcFileProvider): void {
-  registry.set(process, { provider, directory: null, last: null, count: 0 });
+  registry.set(process, { provider, directory: null, last: null, lastFdDirectory: null, count: 0 });
 }
 
 /** The host path of a fresh snapshot of /proc/<self>/<name>, or null when it is not synthetic. */
@@ -40,6 +41,26 @@ export function procFileSnapshot(process: ProcessState, name: string): string | 
     } catch {}
   }
   snapshots.last = path;
+  return path;
+}
+
+/**
+ * A fresh snapshot of the /proc/<self>/fd directory: one symlink per open guest fd, named by the guest's number
+ * and pointing where Linux's would (a path, "pipe:[ino]", "socket:[ino]", …). Lookups of /proc/self/fd/N by
+ * path never reach it (they are rewritten to the host fd); listing and *at() lookups relative to it do.
+ */
+export function procFdDirectorySnapshot(
+  process: ProcessState,
+  entries: ReadonlyArray<readonly [fd: number, target: string]>,
+): string | null {
+  const snapshots = registry.get(process);
+  if (!snapshots) return null;
+  snapshots.directory ??= mkdtempSync(join(tmpdir(), "guest-proc-"));
+  const path = join(snapshots.directory, `fd.${snapshots.count++}`);
+  mkdirSync(path, { mode: 0o700 });
+  for (const [fd, target] of entries) symlinkSync(target, join(path, String(fd)));
+  if (snapshots.lastFdDirectory) rmSync(snapshots.lastFdDirectory, { recursive: true, force: true });
+  snapshots.lastFdDirectory = path;
   return path;
 }
 

@@ -7,7 +7,7 @@
 import { EBADF, ENOENT } from "../abi/errno.ts";
 import type { SyscallContext } from "../context.ts";
 import { SCRATCH_PATH_A } from "../host/host.ts";
-import { procFileSnapshot } from "../procfs.ts";
+import { procFdDirectorySnapshot, procFileSnapshot } from "../procfs.ts";
 
 /** Host address of a permanently empty C string (the last byte of the scratch area, never written). */
 export function emptyPath(ctx: SyscallContext): number {
@@ -86,16 +86,33 @@ function isProcPrefix(bytes: Uint8Array, address: number): boolean {
 /** /proc/<self>/<file> names rendered by the runtime (procfs.ts) rather than read from the host. */
 const SYNTHETIC_PROC_FILE = /^\/proc\/(self|thread-self|\d+)\/(maps|stat|status|cmdline|environ|comm)$/;
 
+/** /proc/<self>/fd itself: the guest's fd table, not the runtime's. */
+const PROC_FD_DIRECTORY = /^\/proc\/(self|thread-self|\d+)\/fd\/?$/;
+
+function isSelf(ctx: SyscallContext, who: string): boolean {
+  return (
+    who === "self" ||
+    who === "thread-self" ||
+    Number(who) === ctx.process.pid ||
+    ctx.process.threads.has(Number(who))
+  );
+}
+
 function rewriteProc(ctx: SyscallContext, path: string, slot: number): number | null {
+  const fdDirectory = PROC_FD_DIRECTORY.exec(path);
+  if (fdDirectory !== null && isSelf(ctx, fdDirectory[1]!)) {
+    const entries: Array<[number, string]> = [];
+    for (const [fd, entry] of ctx.process.fds.open())
+      entries.push([fd, ctx.host.fdPath(entry.hostFd) ?? entry.path]);
+    // Linux lists the directory's own fd too (the one an open is about to return).
+    const next = ctx.process.fds.peek();
+    if (next >= 0) entries.push([next, `/proc/${ctx.process.pid}/fd`]);
+    const snapshot = procFdDirectorySnapshot(ctx.process, entries);
+    if (snapshot !== null) return ctx.host.cString(snapshot, slot);
+  }
   const synthetic = SYNTHETIC_PROC_FILE.exec(path);
   if (synthetic !== null) {
-    const who = synthetic[1]!;
-    const self =
-      who === "self" ||
-      who === "thread-self" ||
-      Number(who) === ctx.process.pid ||
-      ctx.process.threads.has(Number(who));
-    const snapshot = self ? procFileSnapshot(ctx.process, synthetic[2]!) : null;
+    const snapshot = isSelf(ctx, synthetic[1]!) ? procFileSnapshot(ctx.process, synthetic[2]!) : null;
     if (snapshot !== null) return ctx.host.cString(snapshot, slot);
   }
   const link = procSelfLink(ctx, path);
