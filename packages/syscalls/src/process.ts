@@ -222,6 +222,24 @@ function defaultRlimits(): Array<[bigint, bigint]> {
   return limits;
 }
 
+/**
+ * The limits the guest inherits: the host process's own (as a child inherits its parent's on Linux, and as
+ * qemu-user shows them), each falling back to the login-shell default the host cannot report.
+ */
+function inheritedRlimits(host: Host): Array<[bigint, bigint]> {
+  const limits = defaultRlimits();
+  const at = host.scratchAddress + SCRATCH_GENERAL;
+  for (let resource = 0; resource < RLIM_NLIMITS; resource++) {
+    if (host.sym.host_getrlimit(resource, at) !== 0) continue;
+    const view = host.scratchView;
+    limits[resource] = [
+      view.getBigUint64(SCRATCH_GENERAL, true),
+      view.getBigUint64(SCRATCH_GENERAL + 8, true),
+    ];
+  }
+  return limits;
+}
+
 /** Guest addresses of the argv/envp strings and the initial stack pointer (see ProcessState.argsArea). */
 export interface ArgsArea {
   argStart: number;
@@ -295,7 +313,7 @@ export class ProcessState {
     const umask = host.host_umask(0o022);
     host.host_umask(umask);
     this.umask = umask;
-    this.rlimits = defaultRlimits();
+    this.rlimits = inheritedRlimits(hostLayer);
     this.fds = new FdTable(Number(this.rlimits[RLIMIT_NOFILE]![0]));
     this.currentThread = new ThreadState(this.pid);
     const execName = options.execName ?? options.exePath;

@@ -593,3 +593,7 @@ void *host_exec_marks(void) {
   }
   return exec_marks;
 }
+
+int getrlimit(int, void *);
+/* The host process's own limits (struct rlimit: two u64, the same on every LP64 Linux): what a guest inherits. */
+long host_getrlimit(int resource, void *limit) { return RET(getrlimit(resource, limit)); }
