@@ -11,6 +11,8 @@
 // fixture: native
 #include "proc_check.h"
 
+#include <sys/time.h>
+
 static volatile sig_atomic_t chld_count;
 static volatile sig_atomic_t chld_code, chld_status;
 static volatile pid_t chld_pid;
@@ -291,8 +293,59 @@ static void across_fork(void) {
   signal(SIGUSR2, SIG_DFL);
 }
 
+static volatile sig_atomic_t alarms;
+static void on_alarm(int signo) {
+  (void)signo;
+  alarms++;
+}
+
+/* A child spinning in user code (no syscalls) must still die of its alarm, as on Linux. */
+static int spin_until_alarm(void *unused) {
+  (void)unused;
+  alarm(1);
+  for (volatile unsigned long i = 0;; i++) {
+  }
+  return 1;
+}
+
+static int sleep_until_alarm(void *unused) {
+  (void)unused;
+  struct itimerval in = {{0, 0}, {0, 20000}};
+  setitimer(ITIMER_REAL, &in, NULL);
+  pause();
+  return 1;
+}
+
+/* Interval timers are real: their signals arrive, run handlers, and kill by default. */
+static void timers(void) {
+  struct sigaction action;
+  memset(&action, 0, sizeof action);
+  action.sa_handler = on_alarm;
+  sigaction(SIGALRM, &action, NULL);
+  sigset_t none, alrm;
+  sigemptyset(&none);
+  sigemptyset(&alrm);
+  sigaddset(&alrm, SIGALRM);
+  sigprocmask(SIG_BLOCK, &alrm, NULL);
+  struct itimerval every = {{0, 10000}, {0, 10000}}, now;
+  CHECK("setitimer ITIMER_REAL, 10 ms interval", setitimer(ITIMER_REAL, &every, NULL) == 0);
+  while (alarms < 3) sigsuspend(&none);
+  CHECK("three SIGALRMs ran the handler", alarms >= 3);
+  CHECK("getitimer shows it armed", getitimer(ITIMER_REAL, &now) == 0 && now.it_interval.tv_usec == 10000);
+  struct itimerval off = {{0, 0}, {0, 0}};
+  CHECK("disarmed", setitimer(ITIMER_REAL, &off, NULL) == 0 && getitimer(ITIMER_REAL, &now) == 0 &&
+                        now.it_value.tv_sec == 0 && now.it_value.tv_usec == 0);
+  CHECK_ERRNO("setitimer with an unknown timer", setitimer(7, &off, NULL), EINVAL);
+  sigprocmask(SIG_UNBLOCK, &alrm, NULL);
+  signal(SIGALRM, SIG_DFL);
+  CHECK_STATUS("a child sleeping in pause() dies of its timer", spawn(sleep_until_alarm, NULL), "signal SIGALRM");
+  CHECK_STATUS("a child spinning without syscalls dies of its alarm", spawn(spin_until_alarm, NULL),
+               "signal SIGALRM");
+}
+
 int main(int argc, char **argv) {
   proc_init(argc, argv, 0, NULL);
+  timers();
   sigchld();
   kill_children();
   groups_and_sessions();

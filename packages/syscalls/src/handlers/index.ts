@@ -82,6 +82,8 @@ export const BUILTIN_HANDLERS: Partial<Record<SyscallName, SyscallHandler>> = {
   clock_getres: time.clockGetres,
   gettimeofday: time.gettimeofday,
   nanosleep: time.nanosleep,
+  setitimer: time.setitimer,
+  getitimer: time.getitimer,
   clock_nanosleep: time.clockNanosleep,
   times: time.times,
   statfs: fs.statfs,

@@ -76,6 +76,33 @@ export const clockNanosleep: SyscallHandler = (args, ctx) => {
   return ctx.host.sym.host_clock_nanosleep(args.int(0), flags & TIMER_ABSTIME, request, remaining);
 };
 
+/** struct itimerval: it_interval and it_value, each a struct timeval of two longs. */
+const ITIMERVAL_SIZE = 32;
+const ITIMER_PROF = 2;
+
+/**
+ * setitimer/getitimer: the host process's timers (ITIMER_REAL is wall time; VIRTUAL and PROF count the
+ * runtime's CPU time, which includes emulating the guest). Expiry signals reach the guest through the
+ * host-signal bridge of the CLI's runtime.
+ */
+export const setitimer: SyscallHandler = (args, ctx) => {
+  const which = args.int(0);
+  if (which < 0 || which > ITIMER_PROF) return -EINVAL;
+  const value = args.ptr(1) === 0 ? 0 : ctx.memory.hostPointer(args.ptr(1), ITIMERVAL_SIZE, false);
+  if (value < 0) return -EFAULT;
+  const old = args.ptr(2) === 0 ? 0 : ctx.memory.hostPointer(args.ptr(2), ITIMERVAL_SIZE, true);
+  if (old < 0) return -EFAULT;
+  return ctx.host.sym.host_setitimer(which, value, old);
+};
+
+export const getitimer: SyscallHandler = (args, ctx) => {
+  const which = args.int(0);
+  if (which < 0 || which > ITIMER_PROF) return -EINVAL;
+  const value = ctx.memory.hostPointer(args.ptr(1), ITIMERVAL_SIZE, true);
+  if (value < 0) return -EFAULT;
+  return ctx.host.sym.host_getitimer(which, value);
+};
+
 /** times(): the host's process times (struct tms is the same on LP64 arches) and its clock-tick count. */
 export const times: SyscallHandler = (args, ctx) => {
   const address = args.ptr(0);

@@ -90,6 +90,8 @@ const symbols = {
   host_fork: { args: [], returns: i64_fast },
   host_memfd: { args: [u64], returns: i64_fast },
   host_getrlimit: { args: [i32, u64], returns: i64_fast },
+  host_setitimer: { args: [i32, u64, u64], returns: i64_fast },
+  host_getitimer: { args: [i32, u64], returns: i64_fast },
   host_exec_marks: { args: [], returns: i64_fast },
   host_futex: { args: [u64, i32, u32, u64, u64, u32], returns: i64_fast },
   host_wait4: { args: [i32, u64, i32, u64], returns: i64_fast },

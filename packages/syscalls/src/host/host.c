@@ -597,3 +597,10 @@ void *host_exec_marks(void) {
 int getrlimit(int, void *);
 /* The host process's own limits (struct rlimit: two u64, the same on every LP64 Linux): what a guest inherits. */
 long host_getrlimit(int resource, void *limit) { return RET(getrlimit(resource, limit)); }
+
+int setitimer(int, const void *, void *);
+int getitimer(int, void *);
+/* Interval timers are the host process's own: SIGALRM/SIGVTALRM/SIGPROF reach the guest through the signal
+ * bridge. struct itimerval (two timevals of two longs) is the same on every LP64 Linux. */
+long host_setitimer(int which, const void *value, void *old) { return RET(setitimer(which, value, old)); }
+long host_getitimer(int which, void *value) { return RET(getitimer(which, value)); }
