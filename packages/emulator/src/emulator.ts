@@ -17,6 +17,7 @@ import type {
   InlineSyscallHandler,
   TlbInvalidation,
   Vcpu,
+  VcpuContext,
   VcpuExit,
   Vm,
   VmOptions,
@@ -296,6 +297,30 @@ class EmulatorVcpu implements Vcpu {
 
   requestStop(): void {
     this.vm.coreView.setBigUint64(CORE.stopRequested, 1n, true);
+  }
+
+  saveContext(): VcpuContext {
+    const uc = this.vm.uc.symbols;
+    const holder = new BigUint64Array(new ArrayBuffer(8));
+    const err = uc.uc_context_alloc(this.vm.engine, ptr(holder));
+    if (err) throw new EmulatorError("uc_context_alloc", err);
+    const context = Number(holder[0]!) as Pointer;
+    const saved = uc.uc_context_save(this.vm.engine, context);
+    if (saved) throw new EmulatorError("uc_context_save", saved);
+    let freed = false;
+    return {
+      pointer: context,
+      free: () => {
+        if (!freed) uc.uc_context_free(context);
+        freed = true;
+      },
+    } as VcpuContext;
+  }
+
+  restoreContext(context: VcpuContext): void {
+    const pointer = (context as VcpuContext & { pointer: Pointer }).pointer;
+    const err = this.vm.uc.symbols.uc_context_restore(this.vm.engine, pointer);
+    if (err) throw new EmulatorError("uc_context_restore", err);
   }
 
   getRegister(name: GeneralRegister): bigint {

@@ -86,7 +86,18 @@ export interface Vcpu {
   /** Q0..Q31, 16 bytes each, little-endian. */
   getVector(index: number): Uint8Array;
   setVector(index: number, value: Uint8Array): void;
+  /**
+   * Several guest threads on this one vCPU (the emulator: one engine per process): a snapshot of every
+   * register, restored when the thread runs again. Absent where threads get vCPUs of their own.
+   */
+  saveContext?(): VcpuContext;
+  restoreContext?(context: VcpuContext): void;
   destroy(): void;
+}
+
+/** An opaque register snapshot (see Vcpu.saveContext); free() gives its memory back. */
+export interface VcpuContext {
+  free(): void;
 }
 
 /** One request for the backend to drop cached translations after page-table edits. */
