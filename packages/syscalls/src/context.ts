@@ -55,6 +55,11 @@ export type SyscallControl =
    * the svc and X0 keeps its original value.
    */
   | { control: "restart-syscall" }
+  /**
+   * The current thread stopped running (blocked on a futex, yielded, or exited) and another guest thread of
+   * this process must run: its state is already recorded in its ThreadState.
+   */
+  | { control: "switch-thread" }
   /** Deliver pending signals before resuming (kill/raise to self). X0 gets `value`. */
   | { control: "signal-pending"; value: number | bigint };
 

@@ -36,6 +36,8 @@ export interface Dispatcher {
   setTrace(trace: ((line: string) => void) | undefined): void;
   /** Whether `nr` has a handler. */
   isImplemented(nr: number): boolean;
+  /** The handler of `nr` (to wrap it), or undefined when there is none. */
+  handlerOf(nr: number): SyscallHandler | undefined;
   readonly context: SyscallContext;
 }
 
@@ -140,6 +142,9 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     },
     isImplemented(nr) {
       return nr >= 0 && nr < TABLE_SIZE && handlers[nr] !== unimplemented;
+    },
+    handlerOf(nr) {
+      return nr >= 0 && nr < TABLE_SIZE && handlers[nr] !== unimplemented ? handlers[nr] : undefined;
     },
     context,
   };

@@ -131,6 +131,19 @@ export class ThreadState {
   robustListLength = 0;
   /** Signals raised for this thread and not yet delivered (bit n-1 for signal n); delivery is the runtime's. */
   pending = 0n;
+  /**
+   * Scheduling, when several guest threads share one vCPU (the emulator): runnable, or blocked on a futex word
+   * (`waitKey`, `waitBitset`) and/or until `deadline` (performance.now() ms; 0: none). `wakeResult` becomes
+   * X0 when it runs again; `context` holds its registers meanwhile (the backend's VcpuContext).
+   */
+  run: "runnable" | "blocked" = "runnable";
+  waitKey = -1;
+  waitBitset = 0xffff_ffff;
+  deadline = 0;
+  wakeResult = 0;
+  context: { free(): void } | null = null;
+  /** A new thread's first registers: X0 = 0, its stack, its TLS (applied when it first runs). */
+  start: { sp: bigint; tls: bigint | null } | null = null;
   /** task->comm (PR_SET_NAME/PR_GET_NAME): NUL-padded, at most 15 bytes of name. */
   readonly comm = new Uint8Array(TASK_COMM_LEN);
   /** PR_SET_PDEATHSIG: the signal to get when the parent dies (0: none). Stored only. */

@@ -20,6 +20,7 @@ import type { AddressSpace } from "./mm/address-space.ts";
 import { registerMemoryHandlers } from "./mm/handlers.ts";
 import { type ForkProvider, registerProcessControl } from "./proc/handlers.ts";
 import { type HostSignalBridge, sharedHostSignals } from "./proc/host-signals.ts";
+import type { ThreadSpawner } from "./proc/threads.ts";
 import { ProcessState } from "./process.ts";
 import { closeProcFiles, registerProcFiles } from "./procfs.ts";
 import {
@@ -99,6 +100,8 @@ export interface GuestRuntimeOptions {
   exec?: ExecPrepare;
   /** fork for clone/clone3 without CLONE_VM; without it they answer ENOSYS. */
   fork?: ForkProvider;
+  /** Threads for clone/clone3 with CLONE_VM|CLONE_THREAD; without it they answer ENOSYS. */
+  threads?: ThreadSpawner;
   /**
    * Catch the host process's signals and turn them into the guest's (the runtime *is* the guest process: the
    * CLI). Off by default, so a runtime created inside another program (tests, benchmarks) leaves that
@@ -152,6 +155,7 @@ export function createGuestRuntime(options: GuestRuntimeOptions): GuestRuntime {
     registers: options.registers,
     bridge: hostSignals,
     fork: options.fork,
+    threads: options.threads,
     trace: options.trace,
   });
   process.childSignalChanged = () => hostSignals.mirrorChildDisposition(process);

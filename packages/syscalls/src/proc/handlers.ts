@@ -43,6 +43,7 @@ import { SCRATCH_GENERAL } from "../host/host.ts";
 import { SI_USER } from "../signals/abi.ts";
 import type { RegisterAccess, SignalDelivery } from "../signals/delivery.ts";
 import type { HostSignalBridge } from "./host-signals.ts";
+import { cloneThread, registerThreadHandlers, type ThreadSpawner } from "./threads.ts";
 
 /** What the runtime's owner provides: the host fork with the backend prepared for it. */
 export interface ForkProvider {
@@ -58,6 +59,8 @@ export interface ProcessControlDependencies {
   registers: RegisterAccess;
   bridge: HostSignalBridge;
   fork?: ForkProvider;
+  /** Threads on this process's vCPU (clone with CLONE_VM|CLONE_THREAD); without it they answer ENOSYS. */
+  threads?: ThreadSpawner;
   trace?: (line: string) => void;
 }
 
@@ -114,8 +117,12 @@ export function registerProcessControl(dispatcher: Dispatcher, deps: ProcessCont
       return -EPERM;
     }
     if (flags & CLONE_VM && !(flags & CLONE_VFORK)) {
-      trace?.(`[guest] ${name}: threads (CLONE_VM) are not supported yet: ENOSYS`);
-      return -ENOSYS;
+      const result = deps.threads ? cloneThread(ctx, deps.threads, request) : -ENOSYS;
+      if (result === -ENOSYS)
+        trace?.(
+          `[guest] ${name}: CLONE_VM without CLONE_THREAD|CLONE_SIGHAND (or no thread support here): ENOSYS`,
+        );
+      return result;
     }
     if (flags & CLONE_PIDFD) {
       trace?.(`[guest] ${name}: CLONE_PIDFD is not supported yet: ENOSYS`);
@@ -361,6 +368,7 @@ export function registerProcessControl(dispatcher: Dispatcher, deps: ProcessCont
     return -EINTR;
   };
 
+  registerThreadHandlers(dispatcher);
   dispatcher.registerHandler(NR.clone, "clone", clone);
   dispatcher.registerHandler(NR.clone3, "clone3", clone3);
   dispatcher.registerHandler(NR.wait4, "wait4", wait4);
