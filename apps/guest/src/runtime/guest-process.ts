@@ -121,6 +121,16 @@ export class GuestProcess {
         trace: options.trace,
         exec: (program) => this.prepareExec(program),
         fork: { fork: () => this.forkHost() },
+        threads: this.vcpu.saveContext
+          ? {
+              spawn: (child, sp, tls) => {
+                // The parent's registers at its svc (PC past it); X0, SP and TPIDR are the child's on first run.
+                child.context = this.vcpu.saveContext!();
+                child.start = { sp, tls };
+                child.run = "runnable";
+              },
+            }
+          : undefined,
         catchHostSignals: options.ownsProcess ?? false,
       });
       load();
@@ -295,7 +305,6 @@ export class GuestProcess {
     const { vcpu, runtime, space } = this;
     const signals = runtime.signals;
     const frame = vcpu.syscallFrame;
-    const thread = runtime.process.currentThread;
     vcpu.setSyscallHandler(() => {
       const result = runtime.dispatch(frame);
       space.commit();
@@ -314,6 +323,10 @@ export class GuestProcess {
       } else if (result.control === "fatal-signal") {
         this.outcome = this.killedBy(result.signal, result.detail);
         return SYSCALL_LEAVE;
+      } else if (result.control === "switch-thread") {
+        // Another guest thread runs next: leave the run with PC past the svc; X0 is set when this one resumes.
+        this.pendingSwitch = true;
+        return SYSCALL_LEAVE;
       } else if (result.control === "restart-syscall") {
         // Back onto the svc with X0 as it was (the frame still holds it): the handler's return re-issues it.
         vcpu.setRegister("pc", vcpu.getRegister("pc") - 4n);
@@ -321,7 +334,8 @@ export class GuestProcess {
         // rt_sigreturn and execve set every register: X0 too, and the core writes X0 from the frame.
         this.setFrameX0(vcpu.getRegister("x0"));
       }
-      if (signals.anyPending || thread.savedMask !== null) return this.deliverAtSyscallReturn();
+      if (signals.anyPending || runtime.process.currentThread.savedMask !== null)
+        return this.deliverAtSyscallReturn();
       return SYSCALL_RESUME;
     });
     try {
@@ -331,6 +345,10 @@ export class GuestProcess {
         switch (exit.kind) {
           case "stopped":
           case "syscall":
+            if (this.pendingSwitch) {
+              this.switchThread();
+              if (runtime.process.currentThread.pending !== 0n) signals.anyPending = true;
+            }
             // A signal pending from a syscall that left the run (or from a fault): deliver it now.
             runtime.pullHostSignals();
             if (signals.anyPending) this.outcome = this.settle(signals.deliverPending());
@@ -367,6 +385,83 @@ export class GuestProcess {
   }
 
   private outcome: GuestOutcome | null = null;
+  /** The syscall just handled stopped the current guest thread: another one runs before the guest resumes. */
+  private pendingSwitch = false;
+
+  /**
+   * Cooperative scheduling of the process's guest threads on this vCPU (packages/syscalls/src/proc/threads.ts):
+   * save the stopped thread's registers, then run the next runnable one in round-robin order. With none
+   * runnable, sleep until the earliest deadline (a futex timeout or a nanosleep), or until a host signal.
+   */
+  private switchThread(): void {
+    this.pendingSwitch = false;
+    const process = this.runtime.process;
+    const current = process.currentThread;
+    if (process.threads.get(current.tid) === current) {
+      current.context?.free();
+      current.context = this.vcpu.saveContext!();
+    }
+    for (;;) {
+      const next = this.nextRunnable(current.tid);
+      if (next) {
+        this.resumeThread(next);
+        return;
+      }
+      let earliest = Number.POSITIVE_INFINITY;
+      for (const thread of process.threads.values()) {
+        if (thread.run === "blocked" && thread.deadline > 0) earliest = Math.min(earliest, thread.deadline);
+      }
+      if (earliest !== Number.POSITIVE_INFINITY) {
+        const wait = earliest - performance.now();
+        if (wait > 0) Bun.sleepSync(wait);
+        const now = performance.now();
+        for (const thread of process.threads.values()) {
+          if (thread.run === "blocked" && thread.deadline > 0 && thread.deadline <= now) {
+            thread.run = "runnable"; // wakeResult was set when it blocked: -ETIMEDOUT, or 0 for a sleep
+            thread.waitKey = -1;
+            thread.deadline = 0;
+          }
+        }
+        continue;
+      }
+      // Every thread waits for another: only a signal can end that (Linux would wait forever too).
+      this.runtime.hostSignals.waitForAny();
+      this.runtime.pullHostSignals();
+      for (const thread of process.threads.values()) {
+        if (thread.run === "blocked" && thread.pending & ~thread.blocked) {
+          thread.run = "runnable";
+          thread.waitKey = -1;
+          thread.deadline = 0;
+          thread.wakeResult = -errno.EINTR;
+        }
+      }
+    }
+  }
+
+  /** The first runnable thread after `tid` in creation order, wrapping around (`tid` itself last). */
+  private nextRunnable(tid: number) {
+    const threads = [...this.runtime.process.threads.values()];
+    const at = threads.findIndex((thread) => thread.tid === tid);
+    for (let i = 1; i <= threads.length; i++) {
+      const thread = threads[(at + i) % threads.length]!; // at = -1 (an exited thread): from the first
+      if (thread.run === "runnable") return thread;
+    }
+    return undefined;
+  }
+
+  private resumeThread(thread: ReturnType<GuestProcess["nextRunnable"]> & object): void {
+    const { vcpu } = this;
+    this.runtime.process.currentThread = thread;
+    vcpu.restoreContext!(thread.context!);
+    if (thread.start) {
+      vcpu.setRegister("x0", 0n);
+      if (thread.start.sp !== 0n) vcpu.setRegister("sp", thread.start.sp);
+      if (thread.start.tls !== null) vcpu.setRegister("tpidr_el0", thread.start.tls);
+      thread.start = null;
+    } else {
+      vcpu.setRegister("x0", BigInt.asUintN(64, BigInt(thread.wakeResult)));
+    }
+  }
 
   private setFrameX0(value: bigint): void {
     const frame = this.vcpu.syscallFrame;
