@@ -1,0 +1,173 @@
+// fixture: native
+/*
+ * Threads in one process (issue 5, first increment): pthreads over clone(CLONE_VM|CLONE_THREAD|…), futex,
+ * TLS and tids. Every check holds on Linux whatever the scheduling; the native x86_64 build proves it.
+ * No thread busy-waits without a syscall (our threads are scheduled cooperatively, at blocking syscalls).
+ */
+#include "check.h"
+
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define THREADS 8
+#define ROUNDS 20000
+
+static long futex_call(atomic_int *word, int op, int value, const struct timespec *timeout) {
+  return syscall(SYS_futex, word, op, value, timeout, NULL, 0);
+}
+
+/* A hand-written futex mutex (Drepper's "mutex2"): 0 free, 1 locked, 2 locked with waiters. */
+static atomic_int futex_lock_word;
+static void futex_lock(void) {
+  int c = 0;
+  if (atomic_compare_exchange_strong(&futex_lock_word, &c, 1)) return;
+  if (c != 2) c = atomic_exchange(&futex_lock_word, 2);
+  while (c != 0) {
+    futex_call(&futex_lock_word, FUTEX_WAIT_PRIVATE, 2, NULL);
+    c = atomic_exchange(&futex_lock_word, 2);
+  }
+}
+static void futex_unlock(void) {
+  if (atomic_fetch_sub(&futex_lock_word, 1) != 1) {
+    atomic_store(&futex_lock_word, 0);
+    futex_call(&futex_lock_word, FUTEX_WAKE_PRIVATE, 1, NULL);
+  }
+}
+
+static long futex_counter, mutex_counter;
+static pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
+static __thread long tls_value = -1;
+static pid_t tids[THREADS];
+
+static void *increment(void *arg) {
+  long id = (long)arg;
+  if (tls_value != -1) return NULL; /* every thread starts with the initial TLS image */
+  tls_value = id;
+  tids[id] = (pid_t)syscall(SYS_gettid);
+  for (int i = 0; i < ROUNDS; i++) {
+    futex_lock();
+    futex_counter++;
+    futex_unlock();
+    pthread_mutex_lock(&mutex);
+    mutex_counter++;
+    pthread_mutex_unlock(&mutex);
+    if (i % 5000 == 0) sched_yield();
+  }
+  return (void *)(tls_value * 100 + 7);
+}
+
+static void counters(void) {
+  pthread_t threads[THREADS];
+  int created = 1;
+  for (long i = 0; i < THREADS; i++) created &= pthread_create(&threads[i], NULL, increment, (void *)i) == 0;
+  CHECK("8 threads created", created);
+  int joined = 1, values = 1;
+  for (long i = 0; i < THREADS; i++) {
+    void *result = NULL;
+    joined &= pthread_join(threads[i], &result) == 0;
+    values &= (long)result == i * 100 + 7;
+  }
+  CHECK("all joined", joined);
+  CHECK("each thread's return value came from its own TLS", values);
+  CHECK("8 x 20000 increments under a hand-written futex mutex", futex_counter == THREADS * ROUNDS);
+  CHECK("8 x 20000 increments under pthread_mutex", mutex_counter == THREADS * ROUNDS);
+  int distinct = 1;
+  for (int i = 0; i < THREADS; i++) {
+    if (tids[i] <= 0 || tids[i] == getpid()) distinct = 0;
+    for (int j = 0; j < i; j++) distinct &= tids[i] != tids[j];
+  }
+  CHECK("distinct tids, none the pid", distinct);
+  CHECK("the main thread's tid is the pid", syscall(SYS_gettid) == getpid());
+  CHECK("the main thread's TLS is its own", tls_value == -1);
+}
+
+static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+static int turn, exchanges;
+
+static void *pong(void *unused) {
+  (void)unused;
+  for (int i = 0; i < 200; i++) {
+    pthread_mutex_lock(&mutex);
+    while (turn != 1) pthread_cond_wait(&cond, &mutex);
+    turn = 0;
+    exchanges++;
+    pthread_cond_signal(&cond);
+    pthread_mutex_unlock(&mutex);
+  }
+  return NULL;
+}
+
+static void condition_variables(void) {
+  pthread_t thread;
+  pthread_create(&thread, NULL, pong, NULL);
+  for (int i = 0; i < 200; i++) {
+    pthread_mutex_lock(&mutex);
+    turn = 1;
+    pthread_cond_signal(&cond);
+    while (turn != 0) pthread_cond_wait(&cond, &mutex);
+    pthread_mutex_unlock(&mutex);
+  }
+  pthread_join(thread, NULL);
+  CHECK("200 condition-variable round trips between two threads", exchanges == 200);
+}
+
+static pthread_barrier_t barrier;
+static atomic_int phase_counts[3];
+static atomic_int barrier_order_ok = 1;
+
+static void *through_barriers(void *unused) {
+  (void)unused;
+  for (int phase = 0; phase < 3; phase++) {
+    atomic_fetch_add(&phase_counts[phase], 1);
+    pthread_barrier_wait(&barrier);
+    /* Past the barrier, every thread has arrived at this phase. */
+    if (atomic_load(&phase_counts[phase]) != 4) atomic_store(&barrier_order_ok, 0);
+    pthread_barrier_wait(&barrier);
+  }
+  return NULL;
+}
+
+static void barriers(void) {
+  pthread_barrier_init(&barrier, NULL, 4);
+  pthread_t threads[3];
+  for (int i = 0; i < 3; i++) pthread_create(&threads[i], NULL, through_barriers, NULL);
+  through_barriers(NULL);
+  for (int i = 0; i < 3; i++) pthread_join(threads[i], NULL);
+  CHECK("4 threads through 6 barrier waits, none early", atomic_load(&barrier_order_ok) == 1);
+}
+
+static atomic_int sleeper_done;
+static void *sleeper(void *unused) {
+  (void)unused;
+  struct timespec nap = {0, 30 * 1000 * 1000};
+  nanosleep(&nap, NULL);
+  atomic_store(&sleeper_done, 1);
+  return NULL;
+}
+
+static void timeouts_and_sleeps(void) {
+  atomic_int word = 0;
+  struct timespec timeout = {0, 20 * 1000 * 1000};
+  CHECK_ERRNO("FUTEX_WAIT times out", futex_call(&word, FUTEX_WAIT_PRIVATE, 0, &timeout), ETIMEDOUT);
+  CHECK_ERRNO("FUTEX_WAIT on a changed value", futex_call(&word, FUTEX_WAIT_PRIVATE, 1, NULL), EAGAIN);
+  CHECK("FUTEX_WAKE with no waiter wakes none", futex_call(&word, FUTEX_WAKE_PRIVATE, 1, NULL) == 0);
+  pthread_t thread;
+  pthread_create(&thread, NULL, sleeper, NULL);
+  /* The main thread blocks on the sleeper's exit (clear_child_tid) while the sleeper sleeps. */
+  pthread_join(thread, NULL);
+  CHECK("a thread sleeping in nanosleep finishes; join waited for it", atomic_load(&sleeper_done) == 1);
+}
+
+int main(void) {
+  counters();
+  condition_variables();
+  barriers();
+  timeouts_and_sleeps();
+  return finish();
+}
