@@ -6,7 +6,8 @@
  *   (c) memory: 100,000 same-prot mprotect of a populated 64 MiB range, 100,000 × (mmap 64 KiB, touch,
  *       munmap), 262,144 first-touch page faults — each program times itself; median of 3;
  *   (d) processes: fork+exit+wait latency (200 cycles), fork+execve+wait of a small static program (50
- *       cycles), a 1 MiB round trip through a child over two pipes (50 rounds) — median of 3.
+ *       cycles), a 1 MiB round trip through a child over two pipes (50 rounds); threads: create+join (2,000),
+ *       8 threads x 200,000 pthread_mutex locked increments — median of 3.
  * Prints a table with ratios (guest ÷ qemu: below 1 means guest is faster) and writes
  * bench/results/compare-qemu.json. Needs qemu-aarch64-static, aarch64-linux-gnu-gcc and the busybox fixture.
  */
@@ -68,6 +69,13 @@ function getpidNsPerCall(command: string[]): number {
   const match = stdout.match(/^([\d.]+) ns\/call/);
   if (code !== 0 || !match) throw new Error(`${command.join(" ")} failed (exit ${code}): ${stdout}`);
   return Number(match[1]);
+}
+
+/** Nanoseconds in the unit that reads best. */
+function duration(ns: number): string {
+  if (ns < 10_000) return `${ns.toFixed(1)} ns`;
+  if (ns < 10_000_000) return `${(ns / 1000).toFixed(2)} µs`;
+  return `${(ns / 1e6).toFixed(2)} ms`;
 }
 
 /** A self-timing program under qemu and under guest, alternating, three times each: the medians. */
@@ -134,6 +142,8 @@ export async function compareWithQemu(): Promise<Record<string, unknown>> {
     ["fork_wait", []],
     ["fork_exec", [exitZero]],
     ["pipe_roundtrip", []],
+    ["thread_create_join", []],
+    ["mutex_threads", []],
   ] as const) {
     consola.start(`processes: ${name}, median of 3 under each`);
     processes[name] = medianOfThree(buildProgram(name), args);
@@ -194,6 +204,8 @@ if (import.meta.main) {
     fork_wait: "fork + exit + wait (200 cycles)",
     fork_exec: "fork + execve small static program + wait (50 cycles)",
     pipe_roundtrip: "1 MiB pipe round trip through a child (50 rounds)",
+    thread_create_join: "pthread_create + pthread_join (2,000 cycles)",
+    mutex_threads: "8 threads x pthread_mutex locked increment (200,000 each)",
   };
   const processResults = results.processNsPerOp as Record<
     string,
@@ -201,7 +213,7 @@ if (import.meta.main) {
   >;
   for (const [name, m] of Object.entries(processResults)) {
     console.log(
-      `| ${processLabels[name]} | ${(m.qemu / 1e6).toFixed(2)} ms | ${(m.guest / 1e6).toFixed(2)} ms | ${m.ratio.toFixed(2)} |`,
+      `| ${processLabels[name]} | ${duration(m.qemu)} | ${duration(m.guest)} | ${m.ratio.toFixed(2)} |`,
     );
   }
 }
