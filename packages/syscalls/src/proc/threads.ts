@@ -246,16 +246,16 @@ export function registerThreadHandlers(dispatcher: Dispatcher): void {
     clockNanosleep: dispatcher.handlerOf(NR.clock_nanosleep),
   };
   /** With other threads to run, a sleeping thread blocks only itself. */
-  const sleep = (args: SyscallArgs, ctx: SyscallContext, request: number, absolute: boolean) => {
+  const sleep = (ctx: SyscallContext, request: number, absolute: boolean) => {
     const deadline = deadlineOf(ctx, request, absolute, false);
     if (deadline < 0) return deadline;
     return block(ctx, -1, 0, Math.max(deadline, performance.now()));
   };
   const nanosleep: SyscallHandler = (args, ctx) =>
-    ctx.process.threads.size > 1 ? sleep(args, ctx, args.ptr(0), false) : original.nanosleep!(args, ctx);
+    ctx.process.threads.size > 1 ? sleep(ctx, args.ptr(0), false) : original.nanosleep!(args, ctx);
   const clockNanosleep: SyscallHandler = (args, ctx) =>
     ctx.process.threads.size > 1
-      ? sleep(args, ctx, args.ptr(2), (args.int(1) & 1) !== 0)
+      ? sleep(ctx, args.ptr(2), (args.int(1) & 1) !== 0)
       : original.clockNanosleep!(args, ctx);
 
   dispatcher.registerHandler(NR.futex, "futex", futex);
