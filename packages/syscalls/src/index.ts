@@ -44,7 +44,7 @@ export {
   HostSignalBridge,
   sharedHostSignals,
 } from "./proc/host-signals.ts";
-export { cloneThread, type ThreadSpawner, wakeWaiters } from "./proc/threads.ts";
+export { cloneThread, pollBlockedThreads, type ThreadSpawner, wakeWaiters } from "./proc/threads.ts";
 export {
   type ArgsArea,
   type FdEntry,

@@ -142,6 +142,11 @@ export class ThreadState {
   deadline = 0;
   wakeResult = 0;
   context: { free(): void } | null = null;
+  /** Blocked until this host fd is ready (POLLIN/POLLOUT in waitEvents); -1: not waiting on an fd. */
+  waitFd = -1;
+  waitEvents = 0;
+  /** When it runs again, re-issue the syscall it blocked in (PC back on the svc, X0 = this). */
+  restartX0: bigint | null = null;
   /** A new thread's first registers: X0 = 0, its stack, its TLS (applied when it first runs). */
   start: { sp: bigint; tls: bigint | null } | null = null;
   /** task->comm (PR_SET_NAME/PR_GET_NAME): NUL-padded, at most 15 bytes of name. */

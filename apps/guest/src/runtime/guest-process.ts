@@ -29,8 +29,10 @@ import {
   PROT_EXEC,
   PROT_READ,
   PROT_WRITE,
+  pollBlockedThreads,
   SIGNAL_NAMES,
   type SignalInfo,
+  sharedHost,
   signalFrameAbi as sig,
 } from "@guest/syscalls";
 import {
@@ -401,6 +403,8 @@ export class GuestProcess {
       current.context?.free();
       current.context = this.vcpu.saveContext!();
     }
+    const host = sharedHost();
+    pollBlockedThreads(process, host, 0); // threads waiting on fds that are ready by now
     for (;;) {
       const next = this.nextRunnable(current.tid);
       if (next) {
@@ -408,12 +412,20 @@ export class GuestProcess {
         return;
       }
       let earliest = Number.POSITIVE_INFINITY;
+      let fdWaiters = false;
       for (const thread of process.threads.values()) {
         if (thread.run === "blocked" && thread.deadline > 0) earliest = Math.min(earliest, thread.deadline);
+        if (thread.run === "blocked" && thread.waitFd >= 0) fdWaiters = true;
       }
-      if (earliest !== Number.POSITIVE_INFINITY) {
+      if (fdWaiters) {
+        // Until an fd is ready, the earliest deadline, or a host signal (which interrupts the host ppoll).
+        pollBlockedThreads(process, host, earliest - performance.now());
+        this.runtime.pullHostSignals();
+      } else if (earliest !== Number.POSITIVE_INFINITY) {
         const wait = earliest - performance.now();
         if (wait > 0) Bun.sleepSync(wait);
+      }
+      if (earliest !== Number.POSITIVE_INFINITY) {
         const now = performance.now();
         for (const thread of process.threads.values()) {
           if (thread.run === "blocked" && thread.deadline > 0 && thread.deadline <= now) {
@@ -422,8 +434,8 @@ export class GuestProcess {
             thread.deadline = 0;
           }
         }
-        continue;
       }
+      if (fdWaiters || earliest !== Number.POSITIVE_INFINITY) continue;
       // Every thread waits for another: only a signal can end that (Linux would wait forever too).
       this.runtime.hostSignals.waitForAny();
       this.runtime.pullHostSignals();
@@ -453,7 +465,12 @@ export class GuestProcess {
     const { vcpu } = this;
     this.runtime.process.currentThread = thread;
     vcpu.restoreContext!(thread.context!);
-    if (thread.start) {
+    if (thread.restartX0 !== null) {
+      // It blocked in a call that it now issues again: back onto its svc, X0 as it was.
+      vcpu.setRegister("pc", vcpu.getRegister("pc") - 4n);
+      vcpu.setRegister("x0", thread.restartX0);
+      thread.restartX0 = null;
+    } else if (thread.start) {
       vcpu.setRegister("x0", 0n);
       if (thread.start.sp !== 0n) vcpu.setRegister("sp", thread.start.sp);
       if (thread.start.tls !== null) vcpu.setRegister("tpidr_el0", thread.start.tls);

@@ -5,9 +5,12 @@
  * While a process has more than one thread, futex is implemented here (wait queues in the runtime); with
  * one thread it is the host's (handlers/futex.ts), which also reaches other processes' shared futexes.
  *
+ * A read/readv that would block (a pipe or terminal with nothing to read) blocks only its thread: it waits for
+ * the fd to be ready and then re-issues the syscall.
+ *
  * Not yet (the threads issue): preemption — a thread spinning without syscalls never lets the others run;
- * a blocking host call (read on a pipe) stops every thread; per-thread alternate signal stacks; shared
- * futexes between a multi-threaded process and another process.
+ * other blocking host calls (writes to a full pipe, pause, ppoll, wait4) still stop every thread; per-thread
+ * alternate signal stacks; shared futexes between a multi-threaded process and another process.
  */
 import {
   CLONE_CHILD_CLEARTID,
@@ -35,12 +38,64 @@ import { NR } from "../abi/syscalls.ts";
 import type { SyscallArgs, SyscallContext, SyscallHandler, SyscallResult } from "../context.ts";
 import type { Dispatcher } from "../dispatch.ts";
 import { futex as hostFutex } from "../handlers/futex.ts";
-import { SCRATCH_GENERAL } from "../host/host.ts";
-import { ThreadState } from "../process.ts";
+import { F_GETFL, O_NONBLOCK } from "../abi/fcntl.ts";
+import { POLLFD, POLLIN } from "../abi/poll.ts";
+import { type Host, SCRATCH_GENERAL } from "../host/host.ts";
+import { type ProcessState, ThreadState } from "../process.ts";
 
 const SWITCH: SyscallResult = { control: "switch-thread" };
 /** Thread ids: the pid plus a counter (a guest sees distinct tids; they are not host tids). */
 let nextTidOffset = 1;
+
+/** Whether a host fd is ready for `events` now, or is non-blocking (then the call answers for itself). */
+function wouldNotBlock(ctx: SyscallContext, hostFd: number, events: number): boolean {
+  const flags = ctx.host.sym.host_fcntl(hostFd, F_GETFL, 0);
+  if (flags < 0 || flags & O_NONBLOCK) return true;
+  const view = ctx.host.scratchView;
+  const at = SCRATCH_GENERAL;
+  view.setInt32(at + POLLFD.fd, hostFd, true);
+  view.setInt16(at + POLLFD.events, events, true);
+  view.setInt16(at + POLLFD.revents, 0, true);
+  view.setBigInt64(at + 16, 0n, true); // zero timeout
+  view.setBigInt64(at + 24, 0n, true);
+  const ready = ctx.host.sym.host_ppoll(ctx.host.scratchAddress + at, 1, ctx.host.scratchAddress + at + 16);
+  return ready !== 0;
+}
+
+/**
+ * The scheduler's wait for threads blocked on fds: one host ppoll over all of them, up to `timeoutMs`
+ * (Infinity: no limit; a host signal ends it early). Ready threads become runnable (they re-issue their call).
+ * Returns how many became runnable.
+ */
+export function pollBlockedThreads(process: ProcessState, host: Host, timeoutMs: number): number {
+  const waiting = [...process.threads.values()].filter((thread) => thread.run === "blocked" && thread.waitFd >= 0);
+  if (waiting.length === 0) return 0;
+  const view = host.scratchView;
+  const base = SCRATCH_GENERAL;
+  const timeoutAt = base + waiting.length * POLLFD.size;
+  waiting.forEach((thread, i) => {
+    view.setInt32(base + i * POLLFD.size + POLLFD.fd, thread.waitFd, true);
+    view.setInt16(base + i * POLLFD.size + POLLFD.events, thread.waitEvents, true);
+    view.setInt16(base + i * POLLFD.size + POLLFD.revents, 0, true);
+  });
+  let timeout = 0;
+  if (timeoutMs !== Number.POSITIVE_INFINITY) {
+    const ms = Math.max(0, timeoutMs);
+    view.setBigInt64(timeoutAt, BigInt(Math.floor(ms / 1000)), true);
+    view.setBigInt64(timeoutAt + 8, BigInt(Math.floor((ms % 1000) * 1e6)), true);
+    timeout = host.scratchAddress + timeoutAt;
+  }
+  const ready = host.sym.host_ppoll(host.scratchAddress + base, waiting.length, timeout);
+  if (ready <= 0) return 0;
+  let woken = 0;
+  waiting.forEach((thread, i) => {
+    if (view.getInt16(base + i * POLLFD.size + POLLFD.revents, true) === 0) return;
+    thread.run = "runnable";
+    thread.waitFd = -1;
+    woken++;
+  });
+  return woken;
+}
 
 /** Wake up to `count` threads blocked on `key` whose bitset meets `bitset`; returns how many. */
 export function wakeWaiters(ctx: SyscallContext, key: number, count: number, bitset = 0xffff_ffff): number {
@@ -257,6 +312,28 @@ export function registerThreadHandlers(dispatcher: Dispatcher): void {
     ctx.process.threads.size > 1
       ? sleep(ctx, args.ptr(2), (args.int(1) & 1) !== 0)
       : original.clockNanosleep!(args, ctx);
+
+  /**
+   * read/readv on a blocking fd with nothing to read: with other threads to run, only this thread waits (for
+   * POLLIN, in the scheduler's host ppoll) and then issues the read again.
+   */
+  const readReady = (nr: number, name: string) => {
+    const handler = dispatcher.handlerOf(nr);
+    if (!handler) return;
+    dispatcher.registerHandler(nr, name, (args, ctx) => {
+      if (ctx.process.threads.size <= 1) return handler(args, ctx);
+      const entry = ctx.process.fds.get(args.int(0));
+      if (entry === undefined || wouldNotBlock(ctx, entry.hostFd, POLLIN)) return handler(args, ctx);
+      const thread = ctx.process.currentThread;
+      thread.run = "blocked";
+      thread.waitFd = entry.hostFd;
+      thread.waitEvents = POLLIN;
+      thread.restartX0 = args.raw(0);
+      return SWITCH;
+    });
+  };
+  readReady(NR.read, "read");
+  readReady(NR.readv, "readv");
 
   dispatcher.registerHandler(NR.futex, "futex", futex);
   dispatcher.registerHandler(NR.exit, "exit", exit);
