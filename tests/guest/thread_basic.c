@@ -164,8 +164,45 @@ static void timeouts_and_sleeps(void) {
   CHECK("a thread sleeping in nanosleep finishes; join waited for it", atomic_load(&sleeper_done) == 1);
 }
 
+static int reader_pipe[2];
+static atomic_long workers_done;
+static long seen_when_read;
+
+static void *pipe_reader(void *unused) {
+  (void)unused;
+  char byte = 0;
+  ssize_t n = read(reader_pipe[0], &byte, 1); /* blocks: nothing is written until the others are done */
+  seen_when_read = atomic_load(&workers_done);
+  return (void *)(long)(n == 1 && byte == 'r');
+}
+
+static void *worker(void *unused) {
+  (void)unused;
+  struct timespec nap = {0, 5 * 1000 * 1000};
+  nanosleep(&nap, NULL);
+  atomic_fetch_add(&workers_done, 1);
+  return NULL;
+}
+
+/* A thread blocked in read() on an empty pipe does not stop the others. */
+static void blocked_reader(void) {
+  pipe(reader_pipe);
+  pthread_t reader, workers[3];
+  pthread_create(&reader, NULL, pipe_reader, NULL);
+  for (int i = 0; i < 3; i++) pthread_create(&workers[i], NULL, worker, NULL);
+  for (int i = 0; i < 3; i++) pthread_join(workers[i], NULL);
+  CHECK("3 threads finished while another was blocked in read()", atomic_load(&workers_done) == 3);
+  write(reader_pipe[1], "r", 1);
+  void *ok = NULL;
+  pthread_join(reader, &ok);
+  CHECK("the reader then got its byte", (long)ok == 1 && seen_when_read == 3);
+  close(reader_pipe[0]);
+  close(reader_pipe[1]);
+}
+
 int main(void) {
   counters();
+  blocked_reader();
   condition_variables();
   barriers();
   timeouts_and_sleeps();
