@@ -193,30 +193,17 @@ if (import.meta.main) {
     mprotect_same: "same-prot mprotect, populated 64 MiB (100,000 calls)",
     mmap_cycle: "mmap 64 KiB + touch + munmap (100,000 cycles)",
     first_touch: "first-touch page fault (262,144 pages)",
-  };
-  const memoryResults = results.memoryNsPerOp as Record<
-    string,
-    { qemu: number; guest: number; ratio: number }
-  >;
-  for (const [name, m] of Object.entries(memoryResults)) {
-    console.log(
-      `| ${labels[name]} | ${(m.qemu / 1000).toFixed(2)} µs | ${(m.guest / 1000).toFixed(2)} µs | ${m.ratio.toFixed(3)} |`,
-    );
-  }
-  const processLabels: Record<string, string> = {
     fork_wait: "fork + exit + wait (200 cycles)",
     fork_exec: "fork + execve small static program + wait (50 cycles)",
     pipe_roundtrip: "1 MiB pipe round trip through a child (50 rounds)",
     thread_create_join: "pthread_create + pthread_join (2,000 cycles)",
     mutex_threads: "8 threads x pthread_mutex locked increment (200,000 each)",
   };
-  const processResults = results.processNsPerOp as Record<
-    string,
-    { qemu: number; guest: number; ratio: number }
-  >;
-  for (const [name, m] of Object.entries(processResults)) {
-    console.log(
-      `| ${processLabels[name]} | ${duration(m.qemu)} | ${duration(m.guest)} | ${m.ratio.toFixed(2)} |`,
-    );
+  const perOp = {
+    ...(results.memoryNsPerOp as Record<string, { qemu: number; guest: number; ratio: number }>),
+    ...(results.processNsPerOp as Record<string, { qemu: number; guest: number; ratio: number }>),
+  };
+  for (const [name, m] of Object.entries(perOp)) {
+    console.log(`| ${labels[name]} | ${duration(m.qemu)} | ${duration(m.guest)} | ${m.ratio.toFixed(3)} |`);
   }
 }
