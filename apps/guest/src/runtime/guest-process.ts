@@ -406,6 +406,17 @@ export class GuestProcess {
     const host = sharedHost();
     pollBlockedThreads(process, host, 0); // threads waiting on fds that are ready by now
     for (;;) {
+      // A signal for a blocked thread interrupts its wait (EINTR), so its handler can run.
+      for (const thread of process.threads.values()) {
+        if (thread.run === "blocked" && thread.pending & ~thread.blocked) {
+          thread.run = "runnable";
+          thread.waitKey = -1;
+          thread.deadline = 0;
+          thread.waitFd = -1;
+          thread.restartX0 = null;
+          thread.wakeResult = -errno.EINTR;
+        }
+      }
       const next = this.nextRunnable(current.tid);
       if (next) {
         this.resumeThread(next);
@@ -432,6 +443,8 @@ export class GuestProcess {
             thread.run = "runnable"; // wakeResult was set when it blocked: -ETIMEDOUT, or 0 for a sleep
             thread.waitKey = -1;
             thread.deadline = 0;
+            thread.waitFd = -1; // a timed wait on an fd ends with its result (0), not re-issued
+            thread.restartX0 = null;
           }
         }
       }
@@ -439,14 +452,6 @@ export class GuestProcess {
       // Every thread waits for another: only a signal can end that (Linux would wait forever too).
       this.runtime.hostSignals.waitForAny();
       this.runtime.pullHostSignals();
-      for (const thread of process.threads.values()) {
-        if (thread.run === "blocked" && thread.pending & ~thread.blocked) {
-          thread.run = "runnable";
-          thread.waitKey = -1;
-          thread.deadline = 0;
-          thread.wakeResult = -errno.EINTR;
-        }
-      }
     }
   }
 

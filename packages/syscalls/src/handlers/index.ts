@@ -2,6 +2,7 @@
 import type { SyscallName } from "../abi/syscalls.ts";
 import type { SyscallHandler } from "../context.ts";
 import * as cred from "./credentials.ts";
+import * as epoll from "./epoll.ts";
 import * as fd from "./fd.ts";
 import * as fs from "./fs.ts";
 import * as futexHandler from "./futex.ts";
@@ -67,6 +68,10 @@ export const BUILTIN_HANDLERS: Partial<Record<SyscallName, SyscallHandler>> = {
   get_robust_list: proc.getRobustList,
   rseq: proc.rseq,
   futex: futexHandler.futex,
+  epoll_create1: epoll.epollCreate1,
+  epoll_ctl: epoll.epollCtl,
+  epoll_pwait: epoll.epollPwait,
+  epoll_pwait2: epoll.epollPwait2,
   uname: proc.uname,
   prlimit64: proc.prlimit64,
   getrlimit: proc.getrlimit,

@@ -55,7 +55,7 @@ function writeBackTimeout(ctx: SyscallContext, address: number, timeout: Timeout
 }
 
 /** set_user_sigmask: the new blocked mask (SIGKILL/SIGSTOP never blocked), null for none, or -errno. */
-function readSigmask(ctx: SyscallContext, address: number, size: number): bigint | null | number {
+export function readSigmask(ctx: SyscallContext, address: number, size: number): bigint | null | number {
   if (address === 0) return null;
   if (size !== SIGSET_SIZE) return -EINVAL;
   const set = ctx.memory.readU64Big(address);
@@ -64,7 +64,7 @@ function readSigmask(ctx: SyscallContext, address: number, size: number): bigint
 }
 
 /** Runs `wait` with the thread's blocked mask replaced by `mask` (when given), restoring it afterwards. */
-function withSigmask(ctx: SyscallContext, mask: bigint | null, wait: () => number): number {
+export function withSigmask(ctx: SyscallContext, mask: bigint | null, wait: () => number): number {
   if (mask === null) return wait();
   const thread = ctx.process.currentThread;
   const saved = thread.blocked;

@@ -604,3 +604,40 @@ int getitimer(int, void *);
  * bridge. struct itimerval (two timevals of two longs) is the same on every LP64 Linux. */
 long host_setitimer(int which, const void *value, void *old) { return RET(setitimer(which, value, old)); }
 long host_getitimer(int which, void *value) { return RET(getitimer(which, value)); }
+
+int epoll_create1(int);
+int epoll_ctl(int, int, int, void *);
+int epoll_wait(int, void *, int, int);
+#define HOST_EPOLL_CLOEXEC 02000000
+/* struct epoll_event is packed (12 bytes) on x86_64 and 16 bytes (u32, pad, u64) on arm64: built byte-wise. */
+#if defined(__x86_64__)
+#define HOST_EPOLL_EVENT_SIZE 12
+#define HOST_EPOLL_DATA_OFFSET 4
+#else
+#define HOST_EPOLL_EVENT_SIZE 16
+#define HOST_EPOLL_DATA_OFFSET 8
+#endif
+long host_epoll_create1(int flags) { return RET(epoll_create1(flags | HOST_EPOLL_CLOEXEC)); }
+long host_epoll_ctl(int epfd, int op, int fd, unsigned int events, uint64_t data) {
+  uint8_t event[16];
+  for (int i = 0; i < 16; i++) event[i] = 0;
+  *(uint32_t *)event = events;
+  uint8_t *d = event + HOST_EPOLL_DATA_OFFSET;
+  for (int i = 0; i < 8; i++) d[i] = (uint8_t)(data >> (8 * i));
+  return RET(epoll_ctl(epfd, op, fd, event));
+}
+/* epoll_wait into the guest's array of arm64 struct epoll_event (16 bytes each); at most 1024 at a time. */
+static uint8_t epoll_buffer[1024 * 16];
+long host_epoll_wait(int epfd, uint8_t *out, int max, int timeout_ms) {
+  if (max > 1024) max = 1024;
+  int n = epoll_wait(epfd, epoll_buffer, max, timeout_ms);
+  if (n < 0) return -(long)HOST_ERRNO;
+  for (int i = 0; i < n; i++) {
+    uint8_t *from = epoll_buffer + i * HOST_EPOLL_EVENT_SIZE;
+    uint8_t *to = out + i * 16;
+    for (int k = 0; k < 4; k++) to[k] = from[k];
+    for (int k = 4; k < 8; k++) to[k] = 0;
+    for (int k = 0; k < 8; k++) to[8 + k] = from[HOST_EPOLL_DATA_OFFSET + k];
+  }
+  return n;
+}

@@ -303,7 +303,14 @@ export function registerProcessControl(dispatcher: Dispatcher, deps: ProcessCont
         signals.raise({ signal, code: -6 /* SI_TKILL */, pid: process.pid, uid: process.uid });
       return 0;
     }
-    // Another guest process is single-threaded here: its only thread's tid is its pid.
+    // Another thread of ours (its tid is ours to give, not a host tid): pending on it, delivered when it runs.
+    const thread = process.threads.get(tid);
+    if (thread !== undefined && (tgid === null || tgid === process.pid)) {
+      if (signal !== 0)
+        signals.raiseOn(thread, { signal, code: -6 /* SI_TKILL */, pid: process.pid, uid: process.uid });
+      return 0;
+    }
+    // Another guest process: single-threaded as far as we can reach it, its only thread's tid is its pid.
     if (tgid !== null && tgid !== tid) return -ESRCH;
     return ctx.host.sym.host_kill(tid, signal);
   };

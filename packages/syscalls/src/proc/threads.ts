@@ -22,6 +22,7 @@ import {
   CLONE_VM,
 } from "../abi/clone.ts";
 import { EAGAIN, EFAULT, EINVAL, ENOSYS, ETIMEDOUT } from "../abi/errno.ts";
+import { F_GETFL, O_NONBLOCK } from "../abi/fcntl.ts";
 import {
   FUTEX_CLOCK_REALTIME,
   FUTEX_CMD_MASK,
@@ -33,13 +34,12 @@ import {
   FUTEX_WAKE_BITSET,
   FUTEX_WAKE_OP,
 } from "../abi/futex.ts";
+import { POLLFD, POLLIN } from "../abi/poll.ts";
 import { TIMESPEC } from "../abi/structs.ts";
 import { NR } from "../abi/syscalls.ts";
 import type { SyscallArgs, SyscallContext, SyscallHandler, SyscallResult } from "../context.ts";
 import type { Dispatcher } from "../dispatch.ts";
 import { futex as hostFutex } from "../handlers/futex.ts";
-import { F_GETFL, O_NONBLOCK } from "../abi/fcntl.ts";
-import { POLLFD, POLLIN } from "../abi/poll.ts";
 import { type Host, SCRATCH_GENERAL } from "../host/host.ts";
 import { type ProcessState, ThreadState } from "../process.ts";
 
@@ -68,7 +68,9 @@ function wouldNotBlock(ctx: SyscallContext, hostFd: number, events: number): boo
  * Returns how many became runnable.
  */
 export function pollBlockedThreads(process: ProcessState, host: Host, timeoutMs: number): number {
-  const waiting = [...process.threads.values()].filter((thread) => thread.run === "blocked" && thread.waitFd >= 0);
+  const waiting = [...process.threads.values()].filter(
+    (thread) => thread.run === "blocked" && thread.waitFd >= 0,
+  );
   if (waiting.length === 0) return 0;
   const view = host.scratchView;
   const base = SCRATCH_GENERAL;
@@ -95,6 +97,27 @@ export function pollBlockedThreads(process: ProcessState, host: Host, timeoutMs:
     woken++;
   });
   return woken;
+}
+
+/**
+ * Park the current thread until `hostFd` is ready for `events` (then it re-issues its syscall, X0 = `x0`) or
+ * until `deadline` (then the syscall returns 0: "nothing happened in time"; 0 = no deadline).
+ */
+export function parkOnFd(
+  ctx: SyscallContext,
+  hostFd: number,
+  events: number,
+  x0: bigint,
+  deadline = 0,
+): SyscallResult {
+  const thread = ctx.process.currentThread;
+  thread.run = "blocked";
+  thread.waitFd = hostFd;
+  thread.waitEvents = events;
+  thread.restartX0 = x0;
+  thread.deadline = deadline;
+  thread.wakeResult = 0;
+  return SWITCH;
 }
 
 /** Wake up to `count` threads blocked on `key` whose bitset meets `bitset`; returns how many. */
@@ -324,12 +347,7 @@ export function registerThreadHandlers(dispatcher: Dispatcher): void {
       if (ctx.process.threads.size <= 1) return handler(args, ctx);
       const entry = ctx.process.fds.get(args.int(0));
       if (entry === undefined || wouldNotBlock(ctx, entry.hostFd, POLLIN)) return handler(args, ctx);
-      const thread = ctx.process.currentThread;
-      thread.run = "blocked";
-      thread.waitFd = entry.hostFd;
-      thread.waitEvents = POLLIN;
-      thread.restartX0 = args.raw(0);
-      return SWITCH;
+      return parkOnFd(ctx, entry.hostFd, POLLIN, args.raw(0));
     });
   };
   readReady(NR.read, "read");

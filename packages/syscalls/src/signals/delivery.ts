@@ -7,7 +7,7 @@
  */
 import type { GeneralRegister } from "@guest/hvf-bindings";
 import type { GuestMemory } from "../memory.ts";
-import type { ProcessState } from "../process.ts";
+import type { ProcessState, ThreadState } from "../process.ts";
 import {
   defaultAction,
   ESR_CONTEXT_SIZE,
@@ -98,11 +98,15 @@ export class SignalDelivery {
 
   /** Mark a signal pending for the current thread (kill, tgkill, raise to self). */
   raise(info: SignalInfo): void {
-    const thread = this.thread;
+    this.raiseOn(this.thread, info);
+  }
+
+  /** Mark a signal pending for one thread of the process (tgkill to another thread: it gets it when it runs). */
+  raiseOn(thread: ThreadState, info: SignalInfo): void {
     if (thread.pending & bit(info.signal)) return; // standard signals do not queue
     thread.pending |= bit(info.signal);
     this.pendingInfo.set(info.signal, info);
-    this.anyPending = true;
+    if (thread === this.thread) this.anyPending = true;
   }
 
   /** Is anything pending and not blocked? (cheap: checked after syscalls that can make one deliverable) */
