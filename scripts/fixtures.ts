@@ -9,6 +9,7 @@
  * - Debian's arm64 busybox (package busybox-static)             → .cache/fixtures/busybox/bin/busybox
  * - Debian's arm64 bash (package bash-static)                   → .cache/fixtures/bash/bin/bash-static
  *   (or usr/bin/bash-static, wherever the package puts it); both are fetched once and kept
+ * - Debian's arm64 shfmt (package shfmt, a static Go program)    → .cache/fixtures/shfmt/usr/bin/shfmt
  *
  * A build is redone only when its key changes: the SHA-256 of the compiler's identity, the flags, the source
  * and every tests/guest/*.h, stored beside the binary as <binary>.sha256. So CI builds once per change.
@@ -58,6 +59,8 @@ export interface Fixtures {
   busybox: string | null;
   /** Debian's static arm64 bash (bash-static), or null when it could not be fetched (see problems). */
   bash: string | null;
+  /** Debian's arm64 shfmt (static Go), or null when it could not be fetched (see problems). */
+  shfmt: string | null;
   /** One line per thing that could not be built or fetched, naming the tool or package to install. */
   problems: string[];
 }
@@ -67,6 +70,8 @@ export interface EnsureFixturesOptions {
   busybox?: boolean;
   /** Fetch bash-static too (default: the same as `busybox`). */
   bash?: boolean;
+  /** Fetch shfmt too (default: false; the threads test asks for it). */
+  shfmt?: boolean;
 }
 
 interface GuestSource {
@@ -277,6 +282,7 @@ const BASH: DebianStaticProgram = {
   package: BASH_PACKAGE,
   binaries: ["bin/bash-static", "usr/bin/bash-static"],
 };
+const SHFMT: DebianStaticProgram = { name: "shfmt", package: "shfmt", binaries: ["usr/bin/shfmt"] };
 
 function findAarch64Binary(destination: string, program: DebianStaticProgram): string | null {
   for (const relative of program.binaries) {
@@ -357,37 +363,40 @@ export function ensureFixtures(options: EnsureFixturesOptions = {}): Promise<Fix
   const withBusybox = options.busybox ?? true;
   // Whoever turns the Debian download of busybox off (memory.test.ts) does not want bash fetched either.
   const withBash = options.bash ?? withBusybox;
-  const key = `${withBusybox}/${withBash}`;
+  const withShfmt = options.shfmt ?? false;
+  const key = `${withBusybox}/${withBash}/${withShfmt}`;
   let fixtures = pending.get(key);
   if (fixtures === undefined) {
-    fixtures = buildFixtures(withBusybox, withBash);
+    fixtures = buildFixtures(withBusybox, withBash, withShfmt);
     pending.set(key, fixtures);
   }
   return fixtures;
 }
 
-async function buildFixtures(withBusybox: boolean, withBash: boolean): Promise<Fixtures> {
+async function buildFixtures(withBusybox: boolean, withBash: boolean, withShfmt: boolean): Promise<Fixtures> {
   const fixtures: Fixtures = {
     root: FIXTURES_DIR,
     aarch64: {},
     x86_64: {},
     busybox: null,
     bash: null,
+    shfmt: null,
     problems: [],
   };
   mkdirSync(FIXTURES_DIR, { recursive: true });
   await buildGuestPrograms(fixtures);
   if (withBusybox) fixtures.busybox = fetchDebianStatic(fixtures, BUSYBOX);
   if (withBash) fixtures.bash = fetchDebianStatic(fixtures, BASH);
+  if (withShfmt) fixtures.shfmt = fetchDebianStatic(fixtures, SHFMT);
   for (const problem of fixtures.problems) consola.warn(problem);
   return fixtures;
 }
 
 if (import.meta.main) {
-  const fixtures = await ensureFixtures();
+  const fixtures = await ensureFixtures({ shfmt: true });
   const count = Object.keys(fixtures.aarch64).length + Object.keys(fixtures.x86_64).length;
   consola.info(
-    `${count} guest programs in ${fixtures.root}; busybox: ${fixtures.busybox ?? "missing"}; bash: ${fixtures.bash ?? "missing"}`,
+    `${count} guest programs in ${fixtures.root}; busybox: ${fixtures.busybox ?? "missing"}; bash: ${fixtures.bash ?? "missing"}; shfmt: ${fixtures.shfmt ?? "missing"}`,
   );
   if (fixtures.problems.length > 0) process.exit(1);
 }
