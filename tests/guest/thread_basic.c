@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/syscall.h>
@@ -200,8 +201,40 @@ static void blocked_reader(void) {
   close(reader_pipe[1]);
 }
 
+static atomic_int kill_flag;
+static atomic_int handler_tid, target_tid;
+
+static void on_usr1(int signo) {
+  (void)signo;
+  atomic_store(&handler_tid, (int)syscall(SYS_gettid));
+  atomic_store(&kill_flag, 1); /* lets the target's wait end */
+}
+
+static void *signal_target(void *unused) {
+  (void)unused;
+  atomic_store(&target_tid, (int)syscall(SYS_gettid));
+  while (atomic_load(&kill_flag) == 0) futex_call(&kill_flag, FUTEX_WAIT_PRIVATE, 0, NULL);
+  return NULL;
+}
+
+/* pthread_kill reaches exactly the thread it names, even one blocked in a futex wait. */
+static void thread_directed_signal(void) {
+  struct sigaction action;
+  memset(&action, 0, sizeof action);
+  action.sa_handler = on_usr1;
+  sigaction(SIGUSR1, &action, NULL);
+  pthread_t thread;
+  pthread_create(&thread, NULL, signal_target, NULL);
+  while (atomic_load(&target_tid) == 0) sched_yield();
+  CHECK("pthread_kill(SIGUSR1) to a thread", pthread_kill(thread, SIGUSR1) == 0);
+  pthread_join(thread, NULL);
+  CHECK("its handler ran on that thread", atomic_load(&handler_tid) == atomic_load(&target_tid));
+  signal(SIGUSR1, SIG_DFL);
+}
+
 int main(void) {
   counters();
+  thread_directed_signal();
   blocked_reader();
   condition_variables();
   barriers();
