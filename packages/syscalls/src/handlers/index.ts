@@ -3,6 +3,7 @@ import type { SyscallName } from "../abi/syscalls.ts";
 import type { SyscallHandler } from "../context.ts";
 import * as cred from "./credentials.ts";
 import * as epoll from "./epoll.ts";
+import * as events from "./events.ts";
 import * as fd from "./fd.ts";
 import * as fs from "./fs.ts";
 import * as futexHandler from "./futex.ts";
@@ -68,6 +69,11 @@ export const BUILTIN_HANDLERS: Partial<Record<SyscallName, SyscallHandler>> = {
   get_robust_list: proc.getRobustList,
   rseq: proc.rseq,
   futex: futexHandler.futex,
+  eventfd2: events.eventfd2,
+  timerfd_create: events.timerfdCreate,
+  timerfd_settime: events.timerfdSettime,
+  timerfd_gettime: events.timerfdGettime,
+  membarrier: events.membarrier,
   epoll_create1: epoll.epollCreate1,
   epoll_ctl: epoll.epollCtl,
   epoll_pwait: epoll.epollPwait,

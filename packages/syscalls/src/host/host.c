@@ -641,3 +641,16 @@ long host_epoll_wait(int epfd, uint8_t *out, int max, int timeout_ms) {
   }
   return n;
 }
+
+int eventfd(unsigned int, int);
+int timerfd_create(int, int);
+int timerfd_settime(int, int, const void *, void *);
+int timerfd_gettime(int, void *);
+/* eventfd and timerfd are the host's (struct itimerspec is the same on every LP64 Linux); always close-on-exec
+ * on the host like every guest fd (EFD_CLOEXEC and TFD_CLOEXEC are O_CLOEXEC). */
+long host_eventfd(unsigned int initval, int flags) { return RET(eventfd(initval, flags | HOST_O_CLOEXEC)); }
+long host_timerfd_create(int clock, int flags) { return RET(timerfd_create(clock, flags | HOST_O_CLOEXEC)); }
+long host_timerfd_settime(int fd, int flags, const void *value, void *old) {
+  return RET(timerfd_settime(fd, flags, value, old));
+}
+long host_timerfd_gettime(int fd, void *value) { return RET(timerfd_gettime(fd, value)); }
