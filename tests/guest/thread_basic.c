@@ -232,8 +232,40 @@ static void thread_directed_signal(void) {
   signal(SIGUSR1, SIG_DFL);
 }
 
+static int stream[2];
+static void *pipe_writer(void *unused) {
+  (void)unused;
+  char chunk[4096];
+  for (int i = 0; i < 64; i++) { /* 256 KiB: far more than the pipe holds, in page-sized writes */
+    memset(chunk, 'a' + i % 26, sizeof chunk);
+    if (write(stream[1], chunk, sizeof chunk) != (ssize_t)sizeof chunk) return (void *)0;
+  }
+  close(stream[1]);
+  return (void *)1;
+}
+
+/* Two threads of one process stream through a pipe: each blocks (full pipe, empty pipe) in turn. */
+static void pipe_between_threads(void) {
+  pipe(stream);
+  pthread_t writer;
+  pthread_create(&writer, NULL, pipe_writer, NULL);
+  long total = 0, bad = 0;
+  char buffer[3000];
+  for (;;) {
+    ssize_t n = read(stream[0], buffer, sizeof buffer);
+    if (n <= 0) break;
+    for (ssize_t i = 0; i < n; i++) bad += buffer[i] != 'a' + (int)((total + i) / 4096) % 26;
+    total += n;
+  }
+  void *ok = NULL;
+  pthread_join(writer, &ok);
+  close(stream[0]);
+  CHECK("256 KiB streamed between two threads through a pipe", (long)ok == 1 && total == 64 * 4096 && bad == 0);
+}
+
 int main(void) {
   counters();
+  pipe_between_threads();
   thread_directed_signal();
   blocked_reader();
   condition_variables();

@@ -5,11 +5,11 @@
  * While a process has more than one thread, futex is implemented here (wait queues in the runtime); with
  * one thread it is the host's (handlers/futex.ts), which also reaches other processes' shared futexes.
  *
- * A read/readv that would block (a pipe or terminal with nothing to read) blocks only its thread: it waits for
- * the fd to be ready and then re-issues the syscall.
+ * A read/readv/write/writev that would block (an empty or full pipe, a terminal) blocks only its thread: it
+ * waits for the fd to be ready and then re-issues the syscall.
  *
  * Not yet (the threads issue): preemption — a thread spinning without syscalls never lets the others run;
- * other blocking host calls (writes to a full pipe, pause, ppoll, wait4) still stop every thread; per-thread
+ * other blocking host calls (pause, ppoll, wait4) still stop every thread; per-thread
  * alternate signal stacks; shared futexes between a multi-threaded process and another process.
  */
 import {
@@ -34,7 +34,7 @@ import {
   FUTEX_WAKE_BITSET,
   FUTEX_WAKE_OP,
 } from "../abi/futex.ts";
-import { POLLFD, POLLIN } from "../abi/poll.ts";
+import { POLLFD, POLLIN, POLLOUT } from "../abi/poll.ts";
 import { TIMESPEC } from "../abi/structs.ts";
 import { NR } from "../abi/syscalls.ts";
 import type { SyscallArgs, SyscallContext, SyscallHandler, SyscallResult } from "../context.ts";
@@ -340,18 +340,22 @@ export function registerThreadHandlers(dispatcher: Dispatcher): void {
    * read/readv on a blocking fd with nothing to read: with other threads to run, only this thread waits (for
    * POLLIN, in the scheduler's host ppoll) and then issues the read again.
    */
-  const readReady = (nr: number, name: string) => {
+  const parkUntilReady = (nr: number, name: string, events: number) => {
     const handler = dispatcher.handlerOf(nr);
     if (!handler) return;
     dispatcher.registerHandler(nr, name, (args, ctx) => {
       if (ctx.process.threads.size <= 1) return handler(args, ctx);
       const entry = ctx.process.fds.get(args.int(0));
-      if (entry === undefined || wouldNotBlock(ctx, entry.hostFd, POLLIN)) return handler(args, ctx);
-      return parkOnFd(ctx, entry.hostFd, POLLIN, args.raw(0));
+      if (entry === undefined || wouldNotBlock(ctx, entry.hostFd, events)) return handler(args, ctx);
+      return parkOnFd(ctx, entry.hostFd, events, args.raw(0));
     });
   };
-  readReady(NR.read, "read");
-  readReady(NR.readv, "readv");
+  parkUntilReady(NR.read, "read", POLLIN);
+  parkUntilReady(NR.readv, "readv", POLLIN);
+  // A write to a full pipe parks until there is room (POLLOUT: at least a page free). A write larger than the
+  // room left still blocks the engine until a reader — if it is a thread of this process, for good: not yet.
+  parkUntilReady(NR.write, "write", POLLOUT);
+  parkUntilReady(NR.writev, "writev", POLLOUT);
 
   dispatcher.registerHandler(NR.futex, "futex", futex);
   dispatcher.registerHandler(NR.exit, "exit", exit);
