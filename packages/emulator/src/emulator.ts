@@ -237,7 +237,9 @@ class EmulatorVcpu implements Vcpu {
       case EXIT.SYSCALL:
         return { kind: "syscall" };
       case EXIT.STOPPED:
-        return { kind: "stopped" };
+        return view.getBigUint64(CORE.preempted, true)
+          ? { kind: "stopped", preempted: true }
+          : { kind: "stopped" };
       case EXIT.UNDEFINED:
         return { kind: "undefined-instruction", pc: Number(this.getRegister("pc")) };
       case EXIT.BREAKPOINT:
@@ -315,6 +317,13 @@ class EmulatorVcpu implements Vcpu {
         freed = true;
       },
     } as VcpuContext;
+  }
+
+  setTimeSlice(blocks: number): void {
+    // No whole-cache flush (it costs seconds of page zeroing in Unicorn 2.1): the caller invalidates the
+    // guest's code (invalidateCode) so that blocks translated before the hook existed are retranslated with it.
+    const err = loadCore().core_set_time_slice(this.vm.corePtr, blocks, 0);
+    if (err) throw new EmulatorError("time slice (UC_HOOK_BLOCK)", err);
   }
 
   restoreContext(context: VcpuContext): void {

@@ -44,7 +44,7 @@ export type VcpuExit =
   /** `brk #imm`: PC on it. */
   | { kind: "breakpoint"; pc: number }
   /** `requestStop()` was called, or the in-line syscall handler asked to leave the run loop. */
-  | { kind: "stopped" }
+  | { kind: "stopped"; preempted?: boolean }
   /** The backend failed in a way that is not the guest's doing. */
   | { kind: "backend-error"; message: string };
 
@@ -92,6 +92,12 @@ export interface Vcpu {
    */
   saveContext?(): VcpuContext;
   restoreContext?(context: VcpuContext): void;
+  /**
+   * Time slices for several guest threads on this vCPU: run() returns `{ kind: "stopped", preempted: true }`
+   * at a block boundary after about `blocks` translated blocks (0 turns slicing off). Blocks translated before
+   * the first call may not count: invalidate the guest's code once after enabling.
+   */
+  setTimeSlice?(blocks: number): void;
   destroy(): void;
 }
 

@@ -103,6 +103,10 @@ struct core {
   uint64_t populate_enabled;  /* 360: MADV_POPULATE_WRITE works on this host (cleared on its first failure) */
   uint64_t populate_next;     /* 368: the chunk right after the last populated window (sequential detection) */
   uint64_t populate_window;   /* 376: chunks in the next window: 1, doubling while writes stay sequential */
+  uint64_t slice_count;       /* 384: blocks run in this time slice (guest threads: preemption) */
+  uint64_t slice_limit;       /* 392: blocks per slice; 0 = no preemption */
+  uint64_t preempted;         /* 400: the last run ended because its slice ran out */
+  uint64_t block_hook;        /* 408: the UC_HOOK_BLOCK handle, once installed */
 };
 
 static void stop(struct core *c, uint64_t kind) {
@@ -233,6 +237,27 @@ static bool on_tlb_fill(uc_engine *uc, uint64_t va, int type, uint64_t *entry, v
 
 int core_struct_size(void) { return (int)sizeof(struct core); }
 
+static void on_block(uc_engine *uc, uint64_t address, uint32_t size, void *user) {
+  (void)address;
+  (void)size;
+  struct core *c = user;
+  if (c->slice_limit == 0 || ++c->slice_count < c->slice_limit) return;
+  c->slice_count = 0;
+  c->preempted = 1;
+  c->emu_stop(uc);
+}
+
+int core_set_time_slice(struct core *c, uint64_t blocks, int flush) {
+  c->slice_limit = blocks;
+  c->slice_count = 0;
+  if (blocks == 0 || c->block_hook) return 0;
+  uint64_t hook = 0;
+  int err = c->hook_add(c->uc, &hook, 1 << 3 /* UC_HOOK_BLOCK */, (void *)on_block, c, 1, 0);
+  if (err) return err;
+  c->block_hook = hook ? hook : 1;
+  return flush ? c->ctl(c->uc, 1073741834 /* UC_CTL_WRITE(TB_FLUSH) */) : 0;
+}
+
 int core_attach(struct core *c) {
   uint64_t hook;
   for (int i = 0; i < 9; i++) {
@@ -260,7 +285,9 @@ int core_run(struct core *c, uint64_t pc) {
   c->exit_kind = EXIT_NONE;
   c->stopping = 0;
   c->fault_mapped = 2;
+  c->preempted = 0;
   int err = c->emu_start(c->uc, pc, 0xfffffffffffffffcULL, 0, 0);
+  if (c->exit_kind == EXIT_NONE && c->preempted) c->exit_kind = EXIT_STOPPED;
   c->stopping = 0;
   c->stop_requested = 0;
   return err;

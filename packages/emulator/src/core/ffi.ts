@@ -26,6 +26,7 @@ const symbols = {
   },
   core_slab_restore: { args: [FFIType.ptr, FFIType.u64, FFIType.u64], returns: FFIType.i32 },
   core_struct_size: { args: [], returns: FFIType.i32 },
+  core_set_time_slice: { args: [FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
 } as const;
 
 type CoreLibrary = ReturnType<typeof cc<typeof symbols>>;
@@ -69,7 +70,11 @@ export const CORE = {
   populateEnabled: 360,
   populateNext: 368,
   populateWindow: 376,
-  size: 384,
+  sliceCount: 384,
+  sliceLimit: 392,
+  preempted: 400,
+  blockHook: 408,
+  size: 416,
 } as const;
 
 export const EXIT = {
