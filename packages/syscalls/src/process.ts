@@ -147,6 +147,8 @@ export class ThreadState {
   waitEvents = 0;
   /** When it runs again, re-issue the syscall it blocked in (PC back on the svc, X0 = this). */
   restartX0: bigint | null = null;
+  /** It was stopped by its time slice in user code: its saved registers are exactly where it resumes. */
+  preempted = false;
   /** A new thread's first registers: X0 = 0, its stack, its TLS (applied when it first runs). */
   start: { sp: bigint; tls: bigint | null } | null = null;
   /** task->comm (PR_SET_NAME/PR_GET_NAME): NUL-padded, at most 15 bytes of name. */

@@ -82,6 +82,12 @@ interface ProgramToLoad {
   execfn: StackString;
 }
 
+/**
+ * Translated blocks a guest thread runs before another runnable thread gets the engine (a block is a few
+ * instructions: roughly a millisecond of guest code). Only once the process has had a second thread.
+ */
+const TIME_SLICE_BLOCKS = 100_000;
+
 /** Every general register execve zeroes (start_thread: memset(regs, 0); TLS and FP control cleared too). */
 const ZEROED_AT_EXEC: readonly GeneralRegister[] = [
   ...Array.from({ length: 31 }, (_, i) => `x${i}` as GeneralRegister),
@@ -130,6 +136,7 @@ export class GuestProcess {
                 child.context = this.vcpu.saveContext!();
                 child.start = { sp, tls };
                 child.run = "runnable";
+                this.enableTimeSlices();
               },
             }
           : undefined,
@@ -171,6 +178,21 @@ export class GuestProcess {
       if (!(error instanceof ElfError)) throw error;
       this.options.trace?.(`[guest] execve: ${program.path}: ${error.message}: ENOEXEC`);
       return -errno.ENOEXEC;
+    }
+  }
+
+  private timeSlices = false;
+
+  /**
+   * Preemption for guest threads: a time slice counted in translated blocks (see Vcpu.setTimeSlice). Blocks
+   * translated before the slice hook existed lack its call: the guest's executable code is invalidated once.
+   */
+  private enableTimeSlices(): void {
+    if (this.timeSlices || !this.vcpu.setTimeSlice) return;
+    this.timeSlices = true;
+    this.vcpu.setTimeSlice(TIME_SLICE_BLOCKS);
+    for (const region of this.space.regions.toArray()) {
+      if (region.prot & PROT_EXEC) this.vm.invalidateCode(region.start, region.end - region.start);
     }
   }
 
@@ -347,6 +369,11 @@ export class GuestProcess {
         switch (exit.kind) {
           case "stopped":
           case "syscall":
+            if (exit.kind === "stopped" && exit.preempted && runtime.process.threads.size > 1) {
+              // Its time slice ran out in user code: the next runnable thread gets the engine.
+              runtime.process.currentThread.preempted = true;
+              this.pendingSwitch = true;
+            }
             if (this.pendingSwitch) {
               this.switchThread();
               if (runtime.process.currentThread.pending !== 0n) signals.anyPending = true;
@@ -470,7 +497,9 @@ export class GuestProcess {
     const { vcpu } = this;
     this.runtime.process.currentThread = thread;
     vcpu.restoreContext!(thread.context!);
-    if (thread.restartX0 !== null) {
+    if (thread.preempted) {
+      thread.preempted = false; // resumes exactly where its slice ended
+    } else if (thread.restartX0 !== null) {
       // It blocked in a call that it now issues again: back onto its svc, X0 as it was.
       vcpu.setRegister("pc", vcpu.getRegister("pc") - 4n);
       vcpu.setRegister("x0", thread.restartX0);

@@ -1,15 +1,15 @@
 /**
  * Guest threads on one vCPU (the emulator: all threads of a process share one engine, so guest atomics stay
- * atomic). Scheduling is cooperative: a thread runs until it blocks (futex wait, nanosleep), yields
- * (sched_yield) or exits; the app then saves its registers and runs the next runnable thread (round robin).
+ * atomic). A thread runs until it blocks (futex wait, nanosleep, a read/write/epoll wait that would block),
+ * yields (sched_yield), exits, or its time slice ends (the app's preemption); the app then saves its
+ * registers and runs the next runnable thread (round robin).
  * While a process has more than one thread, futex is implemented here (wait queues in the runtime); with
  * one thread it is the host's (handlers/futex.ts), which also reaches other processes' shared futexes.
  *
  * A read/readv/write/writev that would block (an empty or full pipe, a terminal) blocks only its thread: it
  * waits for the fd to be ready and then re-issues the syscall.
  *
- * Not yet (the threads issue): preemption — a thread spinning without syscalls never lets the others run;
- * other blocking host calls (pause, ppoll, wait4) still stop every thread; per-thread
+ * Not yet (the threads issue): other blocking host calls (pause, ppoll, wait4) still stop every thread; per-thread
  * alternate signal stacks; shared futexes between a multi-threaded process and another process.
  */
 import {
