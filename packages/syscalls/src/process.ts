@@ -151,6 +151,21 @@ export class ThreadState {
   preempted = false;
   /** A new thread's first registers: X0 = 0, its stack, its TLS (applied when it first runs). */
   start: { sp: bigint; tls: bigint | null } | null = null;
+  /**
+   * End a blocked thread's wait: it becomes runnable. `result` is the X0 it returns with; null means the call
+   * it was parked in is issued again (an fd became ready: `restartX0` stays).
+   */
+  wake(result: number | null): void {
+    this.run = "runnable";
+    this.waitKey = -1;
+    this.waitFd = -1;
+    this.deadline = 0;
+    if (result !== null) {
+      this.wakeResult = result;
+      this.restartX0 = null;
+    }
+  }
+
   /** task->comm (PR_SET_NAME/PR_GET_NAME): NUL-padded, at most 15 bytes of name. */
   readonly comm = new Uint8Array(TASK_COMM_LEN);
   /** PR_SET_PDEATHSIG: the signal to get when the parent dies (0: none). Stored only. */
@@ -366,13 +381,23 @@ export class ProcessState {
     const pid = this.host.sym.host_getpid();
     this.pid = pid;
     this.ppid = parentPid;
+    this.keepOnlyCurrentThread();
     const thread = this.currentThread;
-    this.threads.clear();
-    thread.tid = pid;
     thread.pending = 0n;
     thread.savedMask = null;
-    this.threads.set(pid, thread);
     this.sharedPending = 0n;
+  }
+
+  /**
+   * The calling thread is the process's only one, with tid = pid (fork's child; execve's de_thread): the other
+   * threads' saved registers are freed.
+   */
+  keepOnlyCurrentThread(): void {
+    const thread = this.currentThread;
+    for (const other of this.threads.values()) if (other !== thread) other.context?.free();
+    this.threads.clear();
+    thread.tid = this.pid;
+    this.threads.set(this.pid, thread);
   }
 
   /** Called after the guest's SIGCHLD action may have changed (rt_sigaction, execve): the runtime mirrors it. */

@@ -435,14 +435,7 @@ export class GuestProcess {
     for (;;) {
       // A signal for a blocked thread interrupts its wait (EINTR), so its handler can run.
       for (const thread of process.threads.values()) {
-        if (thread.run === "blocked" && thread.pending & ~thread.blocked) {
-          thread.run = "runnable";
-          thread.waitKey = -1;
-          thread.deadline = 0;
-          thread.waitFd = -1;
-          thread.restartX0 = null;
-          thread.wakeResult = -errno.EINTR;
-        }
+        if (thread.run === "blocked" && thread.pending & ~thread.blocked) thread.wake(-errno.EINTR);
       }
       const next = this.nextRunnable(current.tid);
       if (next) {
@@ -466,13 +459,9 @@ export class GuestProcess {
       if (earliest !== Number.POSITIVE_INFINITY) {
         const now = performance.now();
         for (const thread of process.threads.values()) {
-          if (thread.run === "blocked" && thread.deadline > 0 && thread.deadline <= now) {
-            thread.run = "runnable"; // wakeResult was set when it blocked: -ETIMEDOUT, or 0 for a sleep
-            thread.waitKey = -1;
-            thread.deadline = 0;
-            thread.waitFd = -1; // a timed wait on an fd ends with its result (0), not re-issued
-            thread.restartX0 = null;
-          }
+          // The result set when it blocked: -ETIMEDOUT for a futex, 0 for a sleep or a timed fd wait (not re-issued).
+          if (thread.run === "blocked" && thread.deadline > 0 && thread.deadline <= now)
+            thread.wake(thread.wakeResult);
         }
       }
       if (fdWaiters || earliest !== Number.POSITIVE_INFINITY) continue;

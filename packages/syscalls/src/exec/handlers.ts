@@ -287,16 +287,7 @@ function flushOldExec(
   deps.signals.altStack = { sp: 0n, size: 0n, flags: SS_DISABLE };
   const thread = process.currentThread;
   // de_thread: every other thread of the process is gone, and the exec'ing thread becomes the leader (tid = pid).
-  for (const [tid, other] of [...process.threads]) {
-    if (other === thread) continue;
-    other.context?.free();
-    process.threads.delete(tid);
-  }
-  if (thread.tid !== process.pid) {
-    process.threads.delete(thread.tid);
-    thread.tid = process.pid;
-    process.threads.set(process.pid, thread);
-  }
+  process.keepOnlyCurrentThread();
   thread.clearChildTid = 0;
   thread.robustListHead = 0;
   thread.robustListLength = 0;

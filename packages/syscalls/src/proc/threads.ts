@@ -92,8 +92,7 @@ export function pollBlockedThreads(process: ProcessState, host: Host, timeoutMs:
   let woken = 0;
   waiting.forEach((thread, i) => {
     if (view.getInt16(base + i * POLLFD.size + POLLFD.revents, true) === 0) return;
-    thread.run = "runnable";
-    thread.waitFd = -1;
+    thread.wake(null); // issues its call again
     woken++;
   });
   return woken;
@@ -126,10 +125,7 @@ export function wakeWaiters(ctx: SyscallContext, key: number, count: number, bit
   for (const thread of ctx.process.threads.values()) {
     if (woken >= count) break;
     if (thread.run !== "blocked" || thread.waitKey !== key || !(thread.waitBitset & bitset)) continue;
-    thread.run = "runnable";
-    thread.waitKey = -1;
-    thread.deadline = 0;
-    thread.wakeResult = 0;
+    thread.wake(0);
     woken++;
   }
   return woken;
