@@ -194,7 +194,7 @@ export function createGuestRuntime(options: GuestRuntimeOptions): GuestRuntime {
     else if (result === -EPIPE && RAISES_SIGPIPE[frame[16]!] === 1) {
       signals.raise({ signal: SIGPIPE, code: SI_USER, pid: process.pid, uid: process.uid });
     }
-    if (hostSignals.recorded) pullHostSignals();
+    if (hostSignals.recorded) hostSignals.pullInto(signals, process);
     hostSignals.updateImmediate(process);
     return result;
   };

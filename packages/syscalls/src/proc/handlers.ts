@@ -40,7 +40,7 @@ import { NR } from "../abi/syscalls.ts";
 import type { SyscallArgs, SyscallContext, SyscallHandler } from "../context.ts";
 import type { Dispatcher } from "../dispatch.ts";
 import { SCRATCH_GENERAL } from "../host/host.ts";
-import { SI_USER } from "../signals/abi.ts";
+import { SI_TKILL, SI_USER } from "../signals/abi.ts";
 import type { RegisterAccess, SignalDelivery } from "../signals/delivery.ts";
 import type { HostSignalBridge } from "./host-signals.ts";
 import { cloneThread, registerThreadHandlers, type ThreadSpawner } from "./threads.ts";
@@ -298,16 +298,12 @@ export function registerProcessControl(dispatcher: Dispatcher, deps: ProcessCont
   const tgkillOther = (tgid: number | null, tid: number, signal: number, ctx: SyscallContext): number => {
     if (signal < 0 || signal > NSIG || tid <= 0 || (tgid !== null && tgid <= 0)) return -EINVAL;
     const process = ctx.process;
-    if (tid === process.pid && (tgid === null || tgid === process.pid)) {
-      if (signal !== 0)
-        signals.raise({ signal, code: -6 /* SI_TKILL */, pid: process.pid, uid: process.uid });
-      return 0;
-    }
-    // Another thread of ours (its tid is ours to give, not a host tid): pending on it, delivered when it runs.
-    const thread = process.threads.get(tid);
+    // A thread of ours (its tid is ours to give, not a host tid): pending on it, delivered when it runs. The
+    // pid names the calling thread when the leader's own state is gone.
+    const thread = process.threads.get(tid) ?? (tid === process.pid ? process.currentThread : undefined);
     if (thread !== undefined && (tgid === null || tgid === process.pid)) {
       if (signal !== 0)
-        signals.raiseOn(thread, { signal, code: -6 /* SI_TKILL */, pid: process.pid, uid: process.uid });
+        signals.raiseOn(thread, { signal, code: SI_TKILL, pid: process.pid, uid: process.uid });
       return 0;
     }
     // Another guest process: single-threaded as far as we can reach it, its only thread's tid is its pid.

@@ -13,9 +13,10 @@
  * suspends threads with it), SIGKILL/SIGSTOP (cannot be), 32/33 (glibc's own).
  */
 import { type Pointer, toArrayBuffer } from "bun:ffi";
+import { SA_NOCLDSTOP, SA_NOCLDWAIT, SIGCHLD } from "../abi/signal.ts";
 import { type Host, SCRATCH_GENERAL } from "../host/host.ts";
 import type { ProcessState } from "../process.ts";
-import { defaultAction, SIG_DFL, SIG_IGN } from "../signals/abi.ts";
+import { CLD_CONTINUED, CLD_STOPPED, defaultAction, SIG_DFL, SIG_IGN } from "../signals/abi.ts";
 import type { SignalDelivery } from "../signals/delivery.ts";
 
 const NOT_CAUGHT = new Set([4, 5, 7, 8, 9, 11, 13, 19, 25, 30, 31, 32, 33]);
@@ -178,12 +179,6 @@ export class HostSignalBridge {
     this.host.sym.host_signals_wait();
   }
 }
-
-const SIGCHLD = 17;
-const SA_NOCLDSTOP = 1;
-const SA_NOCLDWAIT = 2;
-const CLD_STOPPED = 5;
-const CLD_CONTINUED = 6;
 
 let shared: HostSignalBridge | null = null;
 /** The process-wide bridge (host signal dispositions are per process). */

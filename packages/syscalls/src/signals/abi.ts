@@ -56,6 +56,9 @@ export const MINSIGSTKSZ = 5120;
 /** si_code values. */
 export const SI_USER = 0;
 export const SI_TKILL = -6;
+/** si_code of SIGCHLD for a child that stopped or continued. */
+export const CLD_STOPPED = 5;
+export const CLD_CONTINUED = 6;
 export const SI_QUEUE = -1;
 export const SEGV_MAPERR = 1;
 export const SEGV_ACCERR = 2;
