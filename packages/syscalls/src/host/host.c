@@ -279,6 +279,16 @@ int wait4(int, int *, int, void *);
  * advice sticks (children inherit it), so the 1 ms smaps walk happens once per process tree.
  */
 static int dontfork_undone;
+/* Lower-case hex digits at `text` into *value; returns how many there were. */
+static int parse_hex(const char *text, unsigned long *value) {
+  int k = 0;
+  *value = 0;
+  while ((text[k] >= '0' && text[k] <= '9') || (text[k] >= 'a' && text[k] <= 'f')) {
+    *value = *value * 16 + (unsigned long)(text[k] <= '9' ? text[k] - '0' : text[k] - 'a' + 10);
+    k++;
+  }
+  return k;
+}
 static int undo_dontfork(void) {
   int fd = openat(-100, "/proc/self/smaps", HOST_O_CLOEXEC);
   if (fd < 0) return -(int)HOST_ERRNO;
@@ -299,20 +309,10 @@ static int undo_dontfork(void) {
       used = 0;
       /* "start-end perms ..." opens a mapping; "VmFlags: ... dc ..." closes it. */
       unsigned long s = 0, e = 0;
-      int k = 0, ok = 0;
-      while ((line[k] >= '0' && line[k] <= '9') || (line[k] >= 'a' && line[k] <= 'f')) {
-        s = s * 16 + (unsigned long)(line[k] <= '9' ? line[k] - '0' : line[k] - 'a' + 10);
-        k++;
-      }
+      int k = parse_hex(line, &s), ok = 0;
       if (k > 0 && line[k] == '-') {
-        k++;
-        int digits = 0;
-        while ((line[k] >= '0' && line[k] <= '9') || (line[k] >= 'a' && line[k] <= 'f')) {
-          e = e * 16 + (unsigned long)(line[k] <= '9' ? line[k] - '0' : line[k] - 'a' + 10);
-          k++;
-          digits++;
-        }
-        ok = digits > 0 && line[k] == ' ';
+        int digits = parse_hex(line + k + 1, &e);
+        ok = digits > 0 && line[k + 1 + digits] == ' ';
       }
       if (ok) {
         start = s;
@@ -357,6 +357,16 @@ struct host_sigaction {
   void *restorer;
 };
 
+/* A struct sigaction with `handler` (0 = SIG_DFL, 1 = SIG_IGN), `flags`, and `mask` as the first 64 signals. */
+static void make_action(struct host_sigaction *action, void *handler, int flags, uint64_t mask) {
+  for (int i = 0; i < 16; i++) action->mask[i] = 0;
+  action->mask[0] = mask;
+  action->handler = handler;
+  action->flags = flags;
+  action->pad = 0;
+  action->restorer = 0;
+}
+
 /*
  * Die of `sig` for real, so the parent's wait status (and a shell's message) is exactly Linux's: default
  * disposition, unblocked, no core file (as qemu-user does it), then the signal. _exit only if it survived.
@@ -365,10 +375,7 @@ long host_die_by_signal(int sig) {
   uint64_t no_core[2] = {0, 0};
   setrlimit(HOST_RLIMIT_CORE, no_core);
   struct host_sigaction dfl;
-  for (int i = 0; i < 16; i++) dfl.mask[i] = 0;
-  dfl.handler = 0;
-  dfl.flags = 0;
-  dfl.restorer = 0;
+  make_action(&dfl, 0, 0, 0);
   sigaction(sig, &dfl, 0);
   uint64_t set[16];
   for (int i = 0; i < 16; i++) set[i] = 0;
@@ -441,11 +448,7 @@ long host_signals_install(const uint64_t *set) {
   main_thread = syscall(HOST_SYS_gettid);
   caught_set[0] = set[0];
   struct host_sigaction action;
-  for (int i = 0; i < 16; i++) action.mask[i] = 0;
-  action.mask[0] = set[0];
-  action.handler = (void *)bridge_handler;
-  action.flags = HOST_SA_SIGINFO | HOST_SA_ONSTACK;
-  action.restorer = 0;
+  make_action(&action, (void *)bridge_handler, HOST_SA_SIGINFO | HOST_SA_ONSTACK, set[0]);
   for (int sig = 1; sig <= 64; sig++) {
     if (!(set[0] & (1ULL << (sig - 1)))) continue;
     if (sigaction(sig, &action, &previous_actions[sig]) != 0) return -(long)HOST_ERRNO;
@@ -497,11 +500,8 @@ long host_fork(void) {
 #define HOST_SA_NOCLDWAIT 2
 long host_signals_child_mode(int ignore, int nocldwait) {
   struct host_sigaction action;
-  for (int i = 0; i < 16; i++) action.mask[i] = 0;
-  action.mask[0] = caught_set[0];
-  action.handler = ignore ? (void *)1 /* SIG_IGN */ : (void *)bridge_handler;
-  action.flags = ignore ? 0 : HOST_SA_SIGINFO | HOST_SA_ONSTACK | (nocldwait ? HOST_SA_NOCLDWAIT : 0);
-  action.restorer = 0;
+  if (ignore) make_action(&action, (void *)1 /* SIG_IGN */, 0, caught_set[0]);
+  else make_action(&action, (void *)bridge_handler, HOST_SA_SIGINFO | HOST_SA_ONSTACK | (nocldwait ? HOST_SA_NOCLDWAIT : 0), caught_set[0]);
   return RET(sigaction(HOST_SIGCHLD, &action, 0));
 }
 /* Where the runtime keeps the two immediate masks (read by the bridge). */
