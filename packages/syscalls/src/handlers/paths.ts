@@ -28,11 +28,7 @@ export type ProcSelfLink =
 export function procSelfLink(ctx: SyscallContext, path: string): ProcSelfLink {
   const match = /^\/proc\/(self|thread-self|\d+)\/(exe|cwd|fd\/(\d+))(\/.*)?$/.exec(path);
   if (match === null) return null;
-  const who = match[1]!;
-  if (who !== "self" && who !== "thread-self") {
-    const id = Number(who);
-    if (id !== ctx.process.pid && !ctx.process.threads.has(id)) return null;
-  }
+  if (!isSelf(ctx, match[1]!)) return null;
   if (match[2] === "exe") return match[4] === undefined ? { kind: "exe" } : null;
   if (match[2] === "cwd") return { kind: "cwd" };
   return { kind: "fd", fd: Number(match[3]), rest: match[4] ?? "" };
@@ -89,6 +85,7 @@ const SYNTHETIC_PROC_FILE = /^\/proc\/(self|thread-self|\d+)\/(maps|stat|status|
 /** /proc/<self>/fd itself: the guest's fd table, not the runtime's. */
 const PROC_FD_DIRECTORY = /^\/proc\/(self|thread-self|\d+)\/fd\/?$/;
 
+/** A /proc/<who> that names this process: "self", "thread-self", its pid or one of its tids. */
 function isSelf(ctx: SyscallContext, who: string): boolean {
   return (
     who === "self" ||
