@@ -16,7 +16,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { ensureFixtures } from "../scripts/fixtures.ts";
-import { againstNative, fail, failLines, shellStatus } from "./lib/checks.ts";
+import { againstNative, fail, failLines, nativeSkipReason, shellStatus } from "./lib/checks.ts";
 import {
   compareRuns,
   describeStatus,
@@ -93,12 +93,7 @@ const options = (args: string[]): RunOptions => ({ args, timeoutMs: RUN_TIMEOUT_
 // ---------------------------------------------------------------------------------------------------------
 // 1. Native
 
-const nativeSkip =
-  process.platform !== "linux" || process.arch !== "x64"
-    ? `the native builds are x86_64 Linux programs; this host is ${process.platform}-${process.arch}`
-    : PROGRAMS.some((name) => !fixtures.x86_64[name])
-      ? `native builds missing: ${fixtures.problems.join("; ") || "a mem_* source lacks `// fixture: native`"}`
-      : null;
+const nativeSkip = nativeSkipReason(fixtures, PROGRAMS, "mem_*");
 if (nativeSkip) console.warn(`[memory] skipping native runs: ${nativeSkip}`);
 
 describe.skipIf(nativeSkip !== null)("memory semantics: native x86_64 builds pass on this Linux host", () => {

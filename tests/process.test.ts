@@ -24,7 +24,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { ensureFixtures } from "../scripts/fixtures.ts";
-import { againstNative, fail, failLines, shellStatus } from "./lib/checks.ts";
+import { againstNative, fail, failLines, nativeSkipReason, shellStatus } from "./lib/checks.ts";
 import {
   compareRuns,
   describeStatus,
@@ -167,12 +167,7 @@ function expectAllPassed(result: GroupedResult, options: { stderr: boolean } = {
 // ---------------------------------------------------------------------------------------------------------
 // 1. Native
 
-const nativeSkip =
-  process.platform !== "linux" || process.arch !== "x64"
-    ? `the native builds are x86_64 Linux programs; this host is ${process.platform}-${process.arch}`
-    : [...PROGRAMS, EXEC_CHILD].some((name) => !fixtures.x86_64[name])
-      ? `native builds missing: ${fixtures.problems.join("; ") || "a proc_* source lacks `// fixture: native`"}`
-      : null;
+const nativeSkip = nativeSkipReason(fixtures, [...PROGRAMS, EXEC_CHILD], "proc_*");
 if (nativeSkip) console.warn(`[process] skipping native runs: ${nativeSkip}`);
 
 describe.skipIf(nativeSkip !== null)("processes: native x86_64 builds pass on this Linux host", () => {

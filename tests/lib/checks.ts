@@ -3,6 +3,7 @@
  * one line per check ("FAIL …" on failure) and a summary; the native x86_64 build is the reference.
  */
 import { constants } from "node:os";
+import type { Fixtures } from "../../scripts/fixtures.ts";
 import type { RunResult } from "./run.ts";
 
 export function fail(message: string): never {
@@ -29,4 +30,17 @@ export function failLines(result: RunResult): string[] {
     .toString()
     .split("\n")
     .filter((line) => line.startsWith("FAIL"));
+}
+
+/** Why the native x86_64 builds of `names` cannot run here (another host, or a build missing), or null. */
+export function nativeSkipReason(
+  fixtures: Fixtures,
+  names: readonly string[],
+  sources: string,
+): string | null {
+  if (process.platform !== "linux" || process.arch !== "x64")
+    return `the native builds are x86_64 Linux programs; this host is ${process.platform}-${process.arch}`;
+  if (names.some((name) => !fixtures.x86_64[name]))
+    return `native builds missing: ${fixtures.problems.join("; ") || `a ${sources} source lacks \`// fixture: native\``}`;
+  return null;
 }
