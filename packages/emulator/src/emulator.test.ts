@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { SYSCALL_LEAVE, SYSCALL_RESUME, type Vcpu } from "@guest/hvf-bindings";
+import { SYSCALL_LEAVE, SYSCALL_RESUME, type Vcpu, type Vm } from "@guest/hvf-bindings";
 import { EmulatorBackend, type EmulatorVm, emulatorAvailability } from "./index.ts";
 import { PAGE, TinyTables } from "./testing/tiny-tables.ts";
 
@@ -59,6 +59,14 @@ describe.skipIf(!available)("emulator backend", () => {
     vcpu = vm.createVcpu();
   });
   afterEach(() => vm.destroy());
+
+  test("the VM survives a host fork as it is: forkable, with no fork hooks to run", () => {
+    const asVm: Vm = vm;
+    expect(asVm.forkable).toBe(true);
+    expect(asVm.prepareFork).toBeUndefined();
+    expect(asVm.afterForkInChild).toBeUndefined();
+    expect(asVm.afterForkInParent).toBeUndefined();
+  });
 
   test("svc is dispatched in place: X8 in, X0 out, no run() exit per call", () => {
     load(vm.memory.bytes, CODE, GETPID_LOOP);

@@ -2,7 +2,8 @@
  * Costs of the host-side work on every HVF exit that can be measured without Apple hardware:
  * decoding the exit struct and syndrome, mapping an EL0 abort, one scripted run-loop round
  * trip through the fake framework (syscall exit + in-line handler), i.e. the backend's own overhead,
- * and the cross-thread cost of a vCPU living in its own Worker (the SharedArrayBuffer handshake).
+ * the cross-thread cost of a vCPU living in its own Worker (the SharedArrayBuffer handshake), and the
+ * fork hooks' own work (register snapshot, VM and vCPU rebuild) over the fake.
  */
 import { bench, group, run } from "mitata";
 import { SYSCALL_RESUME } from "../src/backend.ts";
@@ -46,6 +47,23 @@ group("run loop (fake framework)", () => {
   });
 });
 
+// fork hooks over the fake framework: the backend's own work around a host fork() (the fork itself excluded).
+const forkFake = new FakeHypervisor();
+const forkVm = new HvfBackend(forkFake.host()).createVm({ memorySize: 256 * 1024 * 1024 });
+forkVm.createVcpu();
+
+group("fork hooks (fake framework)", () => {
+  bench("parent: prepareFork + afterForkInParent (one vCPU)", () => {
+    forkVm.prepareFork();
+    forkVm.afterForkInParent();
+  });
+  bench("child: prepareFork + afterForkInChild (VM, 129 maps, vCPU rebuilt)", () => {
+    forkVm.prepareFork();
+    forkFake.forkChild();
+    forkVm.afterForkInChild();
+  });
+});
+
 // vCPUs in real Workers over the fake framework: every iteration crosses threads.
 const exitLine = new SharedArrayBuffer(EXIT_LINE_SIZE);
 const workerFake = new FakeHypervisor({ exitLine });
@@ -76,5 +94,6 @@ group("vCPU in a Worker (SharedArrayBuffer handshake, fake framework)", () => {
 
 await run(process.env.BENCH_JSON ? { format: "json" } : {});
 vm.destroy();
+forkVm.destroy();
 for (const host of [plain, spinning, inline]) host.destroy();
 workerVm.destroy();

@@ -123,10 +123,27 @@ export interface Vm {
   /** Instruction bytes in [address, address+length) changed behind the CPU's back (loader, mmap of code). */
   invalidateCode(address: number, length: number): void;
   /**
-   * The VM survives a host fork(): the child can keep running it (true for the emulator, whose VM is plain
-   * process memory; a Hypervisor.framework VM belongs to the process that created it).
+   * A host fork() can carry this VM into the child. The emulator's VM is plain process memory: the child
+   * keeps a working copy and no hook is needed. A Hypervisor.framework VM belongs to the process that
+   * created it: the child rebuilds it through the hooks below.
    */
   readonly forkable?: boolean;
+  /**
+   * Parent, just before the host fork(): save into process memory whatever of the VM lives outside it
+   * (vCPU registers held by a hypervisor). Returns null when ready, or why this VM cannot be forked right
+   * now (the runtime answers the guest's fork with ENOSYS and says why under --trace); after a refusal
+   * neither after-hook is called.
+   */
+  prepareFork?(): string | null;
+  /**
+   * Child, right after the host fork(), before anything else touches the VM: rebuild it over the child's
+   * copy of guest memory (same addresses, same contents). Every Vcpu object of the calling thread keeps
+   * working (same object, same registers); anything it cannot rebuild is a thrown error (the child cannot
+   * report failure to the guest: its fork already returned in the parent).
+   */
+  afterForkInChild?(): void;
+  /** Parent, after the host fork() returned (a pid or -errno): drop what prepareFork saved. */
+  afterForkInParent?(): void;
   createVcpu(): Vcpu;
   destroy(): void;
 }

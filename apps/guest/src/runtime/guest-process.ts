@@ -202,19 +202,30 @@ export class GuestProcess {
   /**
    * fork for the guest: the host's fork of this whole runtime. Guest memory is a private mapping of this
    * process, so the child gets it copy-on-write from the host kernel; the engine, page tables, region tracker,
-   * fd table and signal state are plain memory and come along. A VM of Hypervisor.framework belongs to one
-   * process and cannot be inherited: that backend says so (ENOSYS) until it learns to rebuild its VM.
+   * fd table and signal state are plain memory and come along. A VM whose state is partly outside process
+   * memory (Hypervisor.framework's: it belongs to the process that created it) is carried over by the Vm fork
+   * hooks: prepareFork saves its vCPU registers (or says why it cannot: ENOSYS), the child rebuilds the VM
+   * before anything else touches it, the parent drops the saved state.
    */
   private forkHost(): number {
-    if (!this.vm.forkable) {
+    const vm = this.vm;
+    if (!vm.forkable) {
       this.options.trace?.("[guest] fork: the backend's VM cannot be inherited by a child process: ENOSYS");
+      return -errno.ENOSYS;
+    }
+    const refused = vm.prepareFork?.() ?? null;
+    if (refused !== null) {
+      this.options.trace?.(`[guest] fork: ${refused}: ENOSYS`);
       return -errno.ENOSYS;
     }
     this.space.commit();
     const pid = hostFork();
     if (pid === 0) {
       this.forkedChild = true;
+      vm.afterForkInChild?.();
       this.space.afterForkInChild();
+    } else {
+      vm.afterForkInParent?.();
     }
     return pid;
   }

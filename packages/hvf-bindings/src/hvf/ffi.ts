@@ -56,6 +56,10 @@ export const hypervisorSymbols = {
   hv_vcpu_set_simd_fp_reg: { args: [FFIType.u64, FFIType.u32], returns: FFIType.i32 },
   // hv_return_t hv_vcpu_set_vtimer_mask(hv_vcpu_t vcpu, bool vtimer_is_masked)
   hv_vcpu_set_vtimer_mask: { args: [FFIType.u64, FFIType.bool], returns: FFIType.i32 },
+  // hv_return_t hv_vcpu_get_vtimer_offset(hv_vcpu_t vcpu, uint64_t *vtimer_offset)
+  hv_vcpu_get_vtimer_offset: { args: [FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
+  // hv_return_t hv_vcpu_set_vtimer_offset(hv_vcpu_t vcpu, uint64_t vtimer_offset)
+  hv_vcpu_set_vtimer_offset: { args: [FFIType.u64, FFIType.u64], returns: FFIType.i32 },
   // hv_return_t hv_vcpu_set_trap_debug_exceptions(hv_vcpu_t vcpu, bool value)
   hv_vcpu_set_trap_debug_exceptions: { args: [FFIType.u64, FFIType.bool], returns: FFIType.i32 },
   // void os_release(void *object): hv_vm_config_t is an OS object. Not in the framework itself;

@@ -86,6 +86,12 @@ import {
   loadHypervisor,
   loadSimdHelper,
 } from "./ffi.ts";
+import {
+  FORK_REGISTERS,
+  FORK_SYSTEM_REGISTERS,
+  FORK_VECTOR_BYTES,
+  FORK_VECTOR_COUNT,
+} from "./fork-registers.ts";
 import { type QueuedActions, SharedVmState } from "./shared-vm-state.ts";
 import { EC, ESR } from "./syndrome-constants.ts";
 
@@ -183,11 +189,21 @@ interface VcpuHome {
   vcpuDestroyed(index: number): void;
 }
 
+/** A vCPU's registers saved in process memory for a fork (see FORK_REGISTERS and friends). */
+interface VcpuForkSnapshot {
+  readonly registers: BigUint64Array;
+  readonly systemRegisters: BigUint64Array;
+  readonly vectors: Uint8Array;
+  vtimerOffset: bigint;
+}
+
 class HvfVcpu implements Vcpu {
   readonly syscallFrame: Uint32Array;
   private readonly frame: DataView;
   private readonly frameAddress: number;
-  private readonly exitView: DataView;
+  /** hv_vcpu_t and its exit struct: replaced when a forked child re-creates the vCPU. */
+  private vcpuHandle: bigint;
+  private exitView: DataView;
   private readonly owner: number;
   private readonly scratch = new BigUint64Array(new ArrayBuffer(16));
   private readonly scratchBytes = new Uint8Array(this.scratch.buffer);
@@ -195,17 +211,19 @@ class HvfVcpu implements Vcpu {
   private handler: InlineSyscallHandler | null = null;
   private ttbr0Applied = -1;
   private destroyed = false;
+  private trapDebug = false;
+  private forkSnapshot: VcpuForkSnapshot | null = null;
   /** The decoded ESR of the last EL0 exception, for diagnostics and for exits VcpuExit cannot express. */
   lastSyndrome: bigint = 0n;
 
   constructor(
     readonly id: number,
     private readonly vm: VcpuHome,
-    readonly handle: bigint,
+    handle: bigint,
     exitPointer: number,
   ) {
-    const host = vm.host;
-    this.owner = host.currentThread();
+    this.owner = vm.host.currentThread();
+    this.vcpuHandle = handle;
     this.exitView = new DataView(toArrayBuffer(exitPointer, 0, HV_VCPU_EXIT.size));
     const offset = frameOffset(id);
     this.frameAddress = vm.privateAddress + offset;
@@ -222,24 +240,104 @@ class HvfVcpu implements Vcpu {
     // Initial EL1 programming (elfuse bootstrap.c, adapted: the MMU is on from the first instruction
     // because the shim runs from TTBR1, and the first entry goes through the shim's resume path,
     // which invalidates the TLB and I-cache before the first ERET to EL0).
-    this.setSys("SCTLR_EL1", sctlrEl1Value());
-    this.setSys("TCR_EL1", tcrEl1Value());
-    this.setSys("MAIR_EL1", MAIR_EL1_VALUE);
-    this.setSys("TTBR1_EL1", vm.privateIpa + BigInt(PRIVATE.L0));
-    this.setSys("VBAR_EL1", shimVirtualAddress(PRIVATE.CODE + SHIM_ENTRY.VECTORS));
-    this.setSys("CPACR_EL1", CPACR_EL1_FPEN);
-    this.setSys("CNTKCTL_EL1", CNTKCTL_EL1_EL0VCTEN);
-    this.setSys("CNTV_CTL_EL0", 0n);
-    this.setSys("MDSCR_EL1", 0n);
-    this.setSys("TPIDR_EL1", shimVirtualAddress(slotOffset(id)));
+    this.programEl1();
     this.setSys("SPSR_EL1", 0n);
     this.setSys("ELR_EL1", 0n);
     this.setSys("SP_EL0", 0n);
     this.applyTranslationRoot();
     this.enterThroughShim();
     this.frame.setBigUint64(FRAME.ACTION, ACTION.TLBI_ALL | ACTION.IC_IALLU, true);
+  }
+
+  /** The hv_vcpu_t (changes once, in a forked child: see rebuildAfterFork). */
+  get handle(): bigint {
+    return this.vcpuHandle;
+  }
+
+  /** The fixed EL1 environment of the shim: at creation, and again in a forked child. */
+  private programEl1(): void {
+    this.setSys("SCTLR_EL1", sctlrEl1Value());
+    this.setSys("TCR_EL1", tcrEl1Value());
+    this.setSys("MAIR_EL1", MAIR_EL1_VALUE);
+    this.setSys("TTBR1_EL1", this.vm.privateIpa + BigInt(PRIVATE.L0));
+    this.setSys("VBAR_EL1", shimVirtualAddress(PRIVATE.CODE + SHIM_ENTRY.VECTORS));
+    this.setSys("CPACR_EL1", CPACR_EL1_FPEN);
+    this.setSys("CNTKCTL_EL1", CNTKCTL_EL1_EL0VCTEN);
+    this.setSys("CNTV_CTL_EL0", 0n);
+    this.setSys("MDSCR_EL1", 0n);
+    this.setSys("TPIDR_EL1", shimVirtualAddress(slotOffset(this.id)));
     // No guest timer interrupts: the guest reads time through syscalls and the EL0 counter.
-    check("hv_vcpu_set_vtimer_mask", host.hv.hv_vcpu_set_vtimer_mask(handle, true));
+    check("hv_vcpu_set_vtimer_mask", this.vm.host.hv.hv_vcpu_set_vtimer_mask(this.handle, true));
+  }
+
+  // ---- fork ---------------------------------------------------------------------------------
+
+  /**
+   * Parent, before fork(): read every register the hypervisor holds into process memory. Called from
+   * inside the in-line syscall handler (the vCPU parked in the shim after its HVC) or between runs.
+   */
+  snapshotForFork(): void {
+    this.assertOwner("fork snapshot");
+    const hv = this.vm.host.hv;
+    const registers = new BigUint64Array(FORK_REGISTERS.length);
+    FORK_REGISTERS.forEach(({ name, reg }, i) => {
+      registers[i] = this.getLive(reg, name);
+    });
+    const systemRegisters = new BigUint64Array(FORK_SYSTEM_REGISTERS.length);
+    FORK_SYSTEM_REGISTERS.forEach((name, i) => {
+      systemRegisters[i] = this.getSys(name);
+    });
+    const vectors = new Uint8Array(FORK_VECTOR_COUNT * FORK_VECTOR_BYTES);
+    for (let q = 0; q < FORK_VECTOR_COUNT; q++) {
+      check(`hv_vcpu_get_simd_fp_reg(Q${q})`, hv.hv_vcpu_get_simd_fp_reg(this.handle, q, this.scratch));
+      vectors.set(this.scratchBytes.subarray(0, FORK_VECTOR_BYTES), q * FORK_VECTOR_BYTES);
+    }
+    check("hv_vcpu_get_vtimer_offset", hv.hv_vcpu_get_vtimer_offset(this.handle, this.scratch));
+    this.forkSnapshot = { registers, systemRegisters, vectors, vtimerOffset: this.scratch[0]! };
+  }
+
+  /** Parent, after fork(): the snapshot is no longer needed. */
+  dropForkSnapshot(): void {
+    this.forkSnapshot = null;
+  }
+
+  /**
+   * Child, after fork(): the parent's hv_vcpu_t does not exist in this process. Create a vCPU on this
+   * thread, rebind this object to it, program the EL1 environment and restore the snapshot over it (the
+   * snapshot wins where both write). The frame, the run state and the in-line handler are process memory
+   * and came along with fork(); the VM queues the TLB and I-cache invalidation for the first entry.
+   */
+  rebuildAfterFork(): void {
+    const snapshot = this.forkSnapshot;
+    if (!snapshot) throw new Error(`vCPU ${this.id}: afterForkInChild without a snapshot from prepareFork`);
+    if (this.vm.host.currentThread() !== this.owner) {
+      throw new HvfThreadError("fork rebuild", this.id, this.owner, this.vm.host.currentThread());
+    }
+    const hv = this.vm.host.hv;
+    const handle = new BigUint64Array(new ArrayBuffer(8));
+    const exit = new BigUint64Array(new ArrayBuffer(8));
+    check("hv_vcpu_create (forked child)", hv.hv_vcpu_create(handle, exit, null));
+    this.vcpuHandle = handle[0]!;
+    this.exitView = new DataView(toArrayBuffer(Number(exit[0]!), 0, HV_VCPU_EXIT.size));
+    this.programEl1();
+    FORK_SYSTEM_REGISTERS.forEach((name, i) => {
+      this.setSys(name, snapshot.systemRegisters[i]!);
+    });
+    FORK_REGISTERS.forEach(({ name, reg }, i) => {
+      this.setLive(reg, snapshot.registers[i]!, name);
+    });
+    for (let q = 0; q < FORK_VECTOR_COUNT; q++) {
+      check(
+        `hv_vcpu_set_simd_fp_reg(Q${q})`,
+        this.vm.host.setSimdFpReg(this.handle, q, ptr(snapshot.vectors, q * FORK_VECTOR_BYTES)),
+      );
+    }
+    // The same CNTVOFF keeps CNTVCT_EL0 continuous across the fork (the host counter is system-wide).
+    check("hv_vcpu_set_vtimer_offset", hv.hv_vcpu_set_vtimer_offset(this.handle, snapshot.vtimerOffset));
+    if (this.trapDebug) {
+      check("hv_vcpu_set_trap_debug_exceptions", hv.hv_vcpu_set_trap_debug_exceptions(this.handle, true));
+    }
+    this.forkSnapshot = null;
   }
 
   // ---- thread rule --------------------------------------------------------------------------
@@ -522,6 +620,7 @@ class HvfVcpu implements Vcpu {
       "hv_vcpu_set_trap_debug_exceptions",
       this.vm.host.hv.hv_vcpu_set_trap_debug_exceptions(this.handle, enabled),
     );
+    this.trapDebug = enabled;
   }
 
   destroy(): void {
@@ -531,6 +630,20 @@ class HvfVcpu implements Vcpu {
     check("hv_vcpu_destroy", this.vm.host.hv.hv_vcpu_destroy(this.handle));
     this.vm.vcpuDestroyed(this.id);
   }
+}
+
+/** hv_vm_create with an IPA width: null on success, else the failure. */
+function createVmWithIpa(hv: HypervisorSymbols, bits: number): HvfError | null {
+  const config = hv.hv_vm_config_create();
+  if (!config) throw new Error("hv_vm_config_create returned NULL");
+  const setCode = hv.hv_vm_config_set_ipa_size(config, bits) >>> 0;
+  const createCode = setCode === 0 ? hv.hv_vm_create(config) >>> 0 : setCode;
+  hv.os_release(config);
+  if (createCode === 0) return null;
+  return new HvfError(
+    setCode === 0 ? `hv_vm_create(${bits}-bit IPA)` : "hv_vm_config_set_ipa_size",
+    createCode,
+  );
 }
 
 /** Create a vCPU in a claimed slot on the calling thread (hv_vcpu_create makes it that thread's). */
@@ -575,8 +688,16 @@ export class HvfVm implements Vm, VcpuHome {
   readonly shared = new SharedVmState();
   /** vCPUs created on this thread, by slot; vCPUs of attached Workers only appear in `shared`. */
   private readonly local = new Map<number, HvfVcpu>();
-  private readonly mappings: { ipa: number; size: number }[] = [];
+  /** Every hv_vm_map, in order: undone by destroy, replayed by a forked child. */
+  private readonly mappings: { address: number; ipa: number; size: number; flags: number }[] = [];
   private destroyed = false;
+  /** prepareFork snapshotted the local vCPUs; an after-hook comes next. */
+  private forkPrepared = false;
+  /**
+   * A host fork() can carry this VM into the child through the fork hooks below (the child re-creates
+   * the VM and the calling thread's vCPUs). Unverified on Apple hardware: see the README.
+   */
+  readonly forkable = true;
 
   constructor(
     readonly host: HvfHost,
@@ -598,20 +719,12 @@ export class HvfVm implements Vm, VcpuHome {
     let created = 0;
     let lastError: HvfError | null = null;
     for (const bits of candidates) {
-      const config = hv.hv_vm_config_create();
-      if (!config) throw new Error("hv_vm_config_create returned NULL");
-      const setCode = hv.hv_vm_config_set_ipa_size(config, bits) >>> 0;
-      const createCode = setCode === 0 ? hv.hv_vm_create(config) >>> 0 : setCode;
-      hv.os_release(config);
-      if (createCode === 0) {
+      lastError = createVmWithIpa(hv, bits);
+      if (!lastError) {
         created = bits;
         break;
       }
-      lastError = new HvfError(
-        setCode === 0 ? `hv_vm_create(${bits}-bit IPA)` : "hv_vm_config_set_ipa_size",
-        createCode,
-      );
-      if (createCode === HV_DENIED) break; // an entitlement problem: no width will help
+      if (lastError.code === HV_DENIED) break; // an entitlement problem: no width will help
     }
     if (!created) throw lastError!;
     this.ipaBits = created;
@@ -638,14 +751,69 @@ export class HvfVm implements Vm, VcpuHome {
     }
   }
 
-  private map(address: number, ipa: number, size: number): void {
+  private map(address: number, ipa: number, size: number, flags = HV_MEMORY_RWX): void {
     if (size % HOST_PAGE_SIZE !== 0)
       throw new RangeError(`hv_vm_map size ${size} is not a multiple of 16 KiB`);
     check(
       `hv_vm_map(ipa 0x${ipa.toString(16)}, ${size} bytes)`,
-      this.host.hv.hv_vm_map(address as Pointer, ipa, size, HV_MEMORY_RWX),
+      this.host.hv.hv_vm_map(address as Pointer, ipa, size, flags),
     );
-    this.mappings.push({ ipa, size });
+    this.mappings.push({ address, ipa, size, flags });
+  }
+
+  // ---- fork (Vm fork hooks) -----------------------------------------------------------------
+
+  /**
+   * Parent, just before the host fork(): snapshot every local vCPU's registers into process memory.
+   * Refused (a reason, nothing changed) when a vCPU lives in another thread: a forked child has only the
+   * calling thread, and a vCPU can be re-created only by the thread that will own it.
+   */
+  prepareFork(): string | null {
+    if (this.destroyed) return "the VM is destroyed";
+    const here = this.host.currentThread();
+    const elsewhere = this.shared.slotOwners().filter((owner) => owner.thread !== here);
+    if (elsewhere.length > 0) {
+      return `vCPU slot(s) ${elsewhere.map((o) => `${o.slot} (thread ${o.thread})`).join(", ")} run in other threads (vCPU Workers), and a forked child has only the calling thread: fork is supported on Hypervisor.framework only while every vCPU belongs to the calling thread`;
+    }
+    try {
+      for (const vcpu of this.local.values()) vcpu.snapshotForFork();
+    } catch (error) {
+      this.dropForkSnapshots();
+      return `cannot snapshot the vCPU registers: ${(error as Error).message}`;
+    }
+    this.forkPrepared = true;
+    return null;
+  }
+
+  /** Parent, after fork() (a pid or -errno): the VM never stopped being ours; drop the snapshots. */
+  afterForkInParent(): void {
+    this.dropForkSnapshots();
+  }
+
+  /**
+   * Child, right after fork(): the parent's VM and vCPUs belong to the parent. Create a VM at the same IPA
+   * width, map this process's copy-on-write copies of the slab and the private region at the same IPAs with
+   * the same flags, re-create each vCPU on this thread (same HvfVcpu objects, new handles), restore their
+   * snapshots and queue a full TLB + I-cache invalidation for the first entry.
+   */
+  afterForkInChild(): void {
+    if (!this.forkPrepared) throw new Error("afterForkInChild without a successful prepareFork");
+    this.forkPrepared = false;
+    const created = createVmWithIpa(this.host.hv, this.ipaBits);
+    if (created) {
+      throw new Error(
+        `fork: the child cannot create its VM (${created.message}); Hypervisor.framework may not allow a VM in a forked process`,
+      );
+    }
+    const recorded = this.mappings.splice(0);
+    for (const m of recorded) this.map(m.address, m.ipa, m.size, m.flags);
+    for (const id of [...this.local.keys()].sort((a, b) => a - b)) this.local.get(id)!.rebuildAfterFork();
+    this.queueAction(ACTION.TLBI_ALL | ACTION.IC_IALLU);
+  }
+
+  private dropForkSnapshots(): void {
+    for (const vcpu of this.local.values()) vcpu.dropForkSnapshot();
+    this.forkPrepared = false;
   }
 
   setTranslationRoot(rootAddress: number): void {

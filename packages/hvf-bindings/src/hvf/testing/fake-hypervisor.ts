@@ -8,6 +8,7 @@ import { mapAnonymous, unmap } from "../../libc/ffi.ts";
 import { FRAME, SHIM_VA_BASE } from "../../shim/layout.ts";
 import {
   HV_BAD_ARGUMENT,
+  HV_BUSY,
   HV_EXIT_REASON_CANCELED,
   HV_EXIT_REASON_EXCEPTION,
   HV_REG_CPSR,
@@ -30,6 +31,8 @@ export interface FakeVcpu {
   simd: Uint8Array[];
   vtimerMaskCalls: boolean[];
   trapDebugCalls: boolean[];
+  /** CNTVOFF: CNTVCT_EL0 = the host counter minus this. */
+  vtimerOffset: bigint;
 }
 
 /** Plays one hv_vcpu_run; a number return value is the hv_return_t (default HV_SUCCESS). */
@@ -56,6 +59,8 @@ export class FakeHypervisor {
   thread = 0;
   /** Played when the script is empty (a guest that does the same thing forever); null: fail. */
   idleStep: Step | null = null;
+  /** CNTVOFF a new vCPU starts with. */
+  defaultVtimerOffset = 0n;
   private nextHandle = 0n;
   private configs = new Map<number, number>();
   private readonly exitLine: Int32Array | null;
@@ -81,6 +86,25 @@ export class FakeHypervisor {
       },
       currentThread: () => this.thread,
     };
+  }
+
+  /**
+   * Become the framework as a forked child sees it: no VM and no vCPUs (the parent's stay the parent's).
+   * Host memory is the same in this one process; a real child has a copy at the same addresses.
+   * Handles keep counting up, so a child vCPU never reuses a parent's handle; the parent's exit structs
+   * are overwritten with 0xff bytes.
+   */
+  forkChild(): void {
+    // The parent's exit structs mean nothing here: poison them so a stale pointer reads garbage.
+    for (const vcpu of this.vcpus.values()) new Uint8Array(vcpu.exitBuffer).fill(0xff);
+    this.vmCreated = false;
+    this.vcpus = new Map();
+    this.maps = [];
+    this.unmaps = [];
+    this.ipaRequested = [];
+    this.exitsRequested = [];
+    this.calls = [];
+    this.configs.clear();
   }
 
   vcpu(index = 0): FakeVcpu {
@@ -177,6 +201,7 @@ export class FakeHypervisor {
         this.ipaRequested.push(bits);
         if (this.createResult) return this.createResult | 0;
         if (this.refuseIpa.has(bits)) return HV_BAD_ARGUMENT | 0;
+        if (this.vmCreated) return HV_BUSY | 0; // one VM per process
         this.vmCreated = true;
         return 0;
       },
@@ -209,6 +234,7 @@ export class FakeHypervisor {
           simd: Array.from({ length: 32 }, () => new Uint8Array(16)),
           vtimerMaskCalls: [],
           trapDebugCalls: [],
+          vtimerOffset: this.defaultVtimerOffset,
         };
         this.vcpus.set(handle, vcpu);
         handleOut[0] = handle;
@@ -261,6 +287,14 @@ export class FakeHypervisor {
       },
       hv_vcpu_set_vtimer_mask: (handle: bigint, masked: boolean) => {
         this.vcpus.get(u64(handle))!.vtimerMaskCalls.push(masked);
+        return 0;
+      },
+      hv_vcpu_get_vtimer_offset: (handle: bigint, out: BigUint64Array) => {
+        out[0] = this.vcpus.get(u64(handle))!.vtimerOffset;
+        return 0;
+      },
+      hv_vcpu_set_vtimer_offset: (handle: bigint, value: bigint | number) => {
+        this.vcpus.get(u64(handle))!.vtimerOffset = u64(value);
         return 0;
       },
       hv_vcpu_set_trap_debug_exceptions: (handle: bigint, value: boolean) => {
