@@ -7,9 +7,16 @@
  *       munmap), 262,144 first-touch page faults — each program times itself; median of 3;
  *   (d) processes: fork+exit+wait latency (200 cycles), fork+execve+wait of a small static program (50
  *       cycles), a 1 MiB round trip through a child over two pipes (50 rounds); threads: create+join (2,000),
- *       8 threads x 200,000 pthread_mutex locked increments — median of 3.
+ *       8 threads x 200,000 pthread_mutex locked increments, a hand-written futex mutex with 8 threads
+ *       uncontended (one mutex each, 1,000,000 pairs each) and contended (one mutex, 500,000 each), with the
+ *       futex syscalls each run made — median of 3.
  * Prints a table with ratios (guest ÷ qemu: below 1 means guest is faster) and writes
  * bench/results/compare-qemu.json. Needs qemu-aarch64-static, aarch64-linux-gnu-gcc and the busybox fixture.
+ *
+ * `--only futex,thread` runs just the rows whose name contains one of those words (row names: getpid,
+ * busybox_true, mprotect_same, mmap_cycle, first_touch, fork_wait, fork_exec, pipe_roundtrip,
+ * thread_create_join, mutex_threads, futex_uncontended, futex_contended) and writes
+ * bench/results/compare-qemu-only.json instead, leaving the full results alone.
  */
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -59,12 +66,21 @@ const median = (values: number[]): number => {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 };
 
-/** Programs print "<ns> ns/op" or "<ns> ns/call" first. */
-function nsPerOp(command: string[]): number {
+/** Futex syscalls a run reported making ("futex waits W wakes K"). */
+interface FutexCalls {
+  waits: number;
+  wakes: number;
+}
+
+/** Programs print "<ns> ns/op" or "<ns> ns/call" first; futex_mutex also its futex syscall counts. */
+function nsPerOp(command: string[]): { ns: number; futex?: FutexCalls } {
   const { stdout, code } = runOnce(command);
   const match = stdout.match(/^([\d.]+) ns\/(op|call)/);
   if (code !== 0 || !match) throw new Error(`${command.join(" ")} failed (exit ${code}): ${stdout}`);
-  return Number(match[1]);
+  const futex = stdout.match(/futex waits (\d+) wakes (\d+)/);
+  return futex
+    ? { ns: Number(match[1]), futex: { waits: Number(futex[1]), wakes: Number(futex[2]) } }
+    : { ns: Number(match[1]) };
 }
 
 function getpidNsPerCall(command: string[]): number {
@@ -81,23 +97,88 @@ function duration(ns: number): string {
   return `${(ns / 1e6).toFixed(2)} ms`;
 }
 
+interface Comparison {
+  qemu: number;
+  guest: number;
+  ratio: number;
+  /** Per run, in run order, for programs that count their futex syscalls. */
+  qemuFutex?: FutexCalls[];
+  guestFutex?: FutexCalls[];
+}
+
 /** A self-timing program under qemu and under guest, alternating, three times each: the medians. */
-function medianOfThree(
-  program: string,
-  args: readonly string[],
-): { qemu: number; guest: number; ratio: number } {
-  const q: number[] = [];
-  const g: number[] = [];
+function medianOfThree(program: string, args: readonly string[]): Comparison {
+  const q: ReturnType<typeof nsPerOp>[] = [];
+  const g: ReturnType<typeof nsPerOp>[] = [];
   for (let round = 0; round < 3; round++) {
     q.push(nsPerOp([QEMU, program, ...args]));
     g.push(nsPerOp(["bun", guestCli, program, ...args]));
   }
-  return { qemu: median(q), guest: median(g), ratio: median(g) / median(q) };
+  const qemu = median(q.map((run) => run.ns));
+  const guest = median(g.map((run) => run.ns));
+  const comparison: Comparison = { qemu, guest, ratio: guest / qemu };
+  const futexCalls = (runs: ReturnType<typeof nsPerOp>[]) =>
+    runs.flatMap((run) => (run.futex ? [run.futex] : []));
+  if (q.some((run) => run.futex)) {
+    comparison.qemuFutex = futexCalls(q);
+    comparison.guestFutex = futexCalls(g);
+  }
+  return comparison;
 }
 
-export async function compareWithQemu(): Promise<Record<string, unknown>> {
+/** Row names containing one of `only`'s words run; no words: every row. */
+const selects =
+  (only: readonly string[]) =>
+  (row: string): boolean =>
+    only.length === 0 || only.some((word) => row.includes(word));
+
+export async function compareWithQemu(only: readonly string[] = []): Promise<Record<string, unknown>> {
   for (const tool of [QEMU, CC])
     if (!Bun.which(tool)) throw new Error(`${tool} not found (run: bun run test, which installs it)`);
+  const wanted = selects(only);
+  const results: Record<string, unknown> = {
+    date: new Date().toISOString(),
+    host: `${process.platform}-${process.arch}`,
+  };
+  if (wanted("getpid")) results.getpidNsPerCall = compareGetpid();
+  if (wanted("busybox_true")) results.busyboxTrueStartupMs = await compareStartup();
+
+  const memory: Record<string, Comparison> = {};
+  for (const name of ["mprotect_same", "mmap_cycle", "first_touch"].filter(wanted)) {
+    consola.start(`memory: ${name}, median of 3 under each`);
+    memory[name] = medianOfThree(buildProgram(name), []);
+  }
+  if (Object.keys(memory).length > 0) results.memoryNsPerOp = memory;
+
+  // Row name, program, arguments.
+  const processRows = (
+    [
+      ["fork_wait", "fork_wait", []],
+      ["fork_exec", "fork_exec", ["<exit_zero>"]],
+      ["pipe_roundtrip", "pipe_roundtrip", []],
+      ["thread_create_join", "thread_create_join", []],
+      ["mutex_threads", "mutex_threads", []],
+      ["futex_uncontended", "futex_mutex", ["uncontended", "1000000"]],
+      ["futex_contended", "futex_mutex", ["contended", "500000"]],
+    ] as const
+  ).filter(([name]) => wanted(name));
+  const processes: Record<string, Comparison> = {};
+  if (processRows.some(([name]) => name === "fork_exec")) {
+    // qemu-user execs a foreign binary only through binfmt_misc (our runtime does the execve itself).
+    const { ensureQemuBinfmt } = await import("./binfmt.ts");
+    const binfmtProblem = ensureQemuBinfmt();
+    if (binfmtProblem) throw new Error(`fork_exec under qemu needs binfmt_misc: ${binfmtProblem}`);
+  }
+  for (const [name, program, args] of processRows) {
+    consola.start(`processes: ${name}, median of 3 under each`);
+    const resolved = args.map((arg) => (arg === "<exit_zero>" ? buildProgram("exit_zero") : arg));
+    processes[name] = medianOfThree(buildProgram(program), resolved);
+  }
+  if (Object.keys(processes).length > 0) results.processNsPerOp = processes;
+  return results;
+}
+
+function compareGetpid(): Record<string, unknown> {
   const getpid = buildProgram("getpid_loop");
   const calls = "1000000";
   const rounds = 5;
@@ -108,7 +189,16 @@ export async function compareWithQemu(): Promise<Record<string, unknown>> {
     qemuGetpid.push(getpidNsPerCall([QEMU, getpid, calls]));
     guestGetpid.push(getpidNsPerCall(["bun", guestCli, getpid, calls]));
   }
+  return {
+    qemu: median(qemuGetpid),
+    guest: median(guestGetpid),
+    ratio: median(guestGetpid) / median(qemuGetpid),
+    qemuSamples: qemuGetpid,
+    guestSamples: guestGetpid,
+  };
+}
 
+async function compareStartup(): Promise<Record<string, unknown>> {
   const { ensureFixtures } = await import("./fixtures.ts");
   const fixtures = await ensureFixtures();
   const busybox: string | null = fixtures.busybox;
@@ -129,66 +219,50 @@ export async function compareWithQemu(): Promise<Record<string, unknown>> {
     qemuStart.push(q.ms);
     guestStart.push(g.ms);
   }
-  const memory: Record<string, { qemu: number; guest: number; ratio: number }> = {};
-  for (const name of ["mprotect_same", "mmap_cycle", "first_touch"]) {
-    consola.start(`memory: ${name}, median of 3 under each`);
-    memory[name] = medianOfThree(buildProgram(name), []);
-  }
-
-  // qemu-user execs a foreign binary only through binfmt_misc (our runtime does the execve itself).
-  const { ensureQemuBinfmt } = await import("./binfmt.ts");
-  const binfmtProblem = ensureQemuBinfmt();
-  if (binfmtProblem) throw new Error(`fork_exec under qemu needs binfmt_misc: ${binfmtProblem}`);
-  const exitZero = buildProgram("exit_zero");
-  const processes: Record<string, { qemu: number; guest: number; ratio: number }> = {};
-  for (const [name, args] of [
-    ["fork_wait", []],
-    ["fork_exec", [exitZero]],
-    ["pipe_roundtrip", []],
-    ["thread_create_join", []],
-    ["mutex_threads", []],
-  ] as const) {
-    consola.start(`processes: ${name}, median of 3 under each`);
-    processes[name] = medianOfThree(buildProgram(name), args);
-  }
-
-  const results = {
-    memoryNsPerOp: memory,
-    processNsPerOp: processes,
-    date: new Date().toISOString(),
-    host: `${process.platform}-${process.arch}`,
-    getpidNsPerCall: {
-      qemu: median(qemuGetpid),
-      guest: median(guestGetpid),
-      ratio: median(guestGetpid) / median(qemuGetpid),
-      qemuSamples: qemuGetpid,
-      guestSamples: guestGetpid,
-    },
-    busyboxTrueStartupMs: {
-      qemu: median(qemuStart),
-      guest: median(guestStart),
-      ratio: median(guestStart) / median(qemuStart),
-      qemuSamples: qemuStart,
-      guestSamples: guestStart,
-    },
+  return {
+    qemu: median(qemuStart),
+    guest: median(guestStart),
+    ratio: median(guestStart) / median(qemuStart),
+    qemuSamples: qemuStart,
+    guestSamples: guestStart,
   };
-  return results;
+}
+
+/** `--only a,b` (or `--only=a,b`): the words; absent: none (every row). */
+function onlyWords(argv: readonly string[]): string[] {
+  const at = argv.findIndex((arg) => arg === "--only" || arg.startsWith("--only="));
+  if (at < 0) return [];
+  const value = argv[at]!.startsWith("--only=") ? argv[at]!.slice("--only=".length) : argv[at + 1];
+  const words = (value ?? "").split(",").filter((word) => word.length > 0);
+  if (words.length === 0) throw new Error("--only needs a comma-separated list of row-name words");
+  return words;
+}
+
+/** Median futex syscalls (waits + wakes) per run, for the table. */
+function futexCell(runs: FutexCalls[] | undefined): string {
+  return runs
+    ? ` (${median(runs.map((run) => run.waits + run.wakes)).toLocaleString("en")} futex calls)`
+    : "";
 }
 
 if (import.meta.main) {
-  const results = await compareWithQemu();
+  const only = onlyWords(Bun.argv.slice(2));
+  const results = await compareWithQemu(only);
   mkdirSync(resultsDir, { recursive: true });
-  writeFileSync(join(resultsDir, "compare-qemu.json"), `${JSON.stringify(results, null, 2)}\n`);
-  const g = results.getpidNsPerCall as { qemu: number; guest: number; ratio: number };
-  const s = results.busyboxTrueStartupMs as { qemu: number; guest: number; ratio: number };
+  const resultsFile = only.length > 0 ? "compare-qemu-only.json" : "compare-qemu.json";
+  writeFileSync(join(resultsDir, resultsFile), `${JSON.stringify(results, null, 2)}\n`);
   console.log("\n| benchmark | qemu-aarch64-static | guest (emulator) | guest ÷ qemu |");
   console.log("|---|---|---|---|");
-  console.log(
-    `| getpid round trip (1,000,000 calls, median of 5) | ${g.qemu.toFixed(1)} ns | ${g.guest.toFixed(1)} ns | ${g.ratio.toFixed(2)} |`,
-  );
-  console.log(
-    `| \`busybox true\` start-up (median of 10) | ${s.qemu.toFixed(1)} ms | ${s.guest.toFixed(1)} ms | ${s.ratio.toFixed(2)} |`,
-  );
+  const g = results.getpidNsPerCall as Comparison | undefined;
+  if (g)
+    console.log(
+      `| getpid round trip (1,000,000 calls, median of 5) | ${g.qemu.toFixed(1)} ns | ${g.guest.toFixed(1)} ns | ${g.ratio.toFixed(2)} |`,
+    );
+  const s = results.busyboxTrueStartupMs as Comparison | undefined;
+  if (s)
+    console.log(
+      `| \`busybox true\` start-up (median of 10) | ${s.qemu.toFixed(1)} ms | ${s.guest.toFixed(1)} ms | ${s.ratio.toFixed(2)} |`,
+    );
   const labels: Record<string, string> = {
     mprotect_same: "same-prot mprotect, populated 64 MiB (100,000 calls)",
     mmap_cycle: "mmap 64 KiB + touch + munmap (100,000 cycles)",
@@ -198,12 +272,16 @@ if (import.meta.main) {
     pipe_roundtrip: "1 MiB pipe round trip through a child (50 rounds)",
     thread_create_join: "pthread_create + pthread_join (2,000 cycles)",
     mutex_threads: "8 threads x pthread_mutex locked increment (200,000 each)",
+    futex_uncontended: "futex mutex, uncontended: 8 threads x own mutex lock/unlock (1,000,000 each)",
+    futex_contended: "futex mutex, contended: 8 threads x one mutex locked increment (500,000 each)",
   };
-  const perOp = {
-    ...(results.memoryNsPerOp as Record<string, { qemu: number; guest: number; ratio: number }>),
-    ...(results.processNsPerOp as Record<string, { qemu: number; guest: number; ratio: number }>),
+  const perOp: Record<string, Comparison> = {
+    ...(results.memoryNsPerOp as Record<string, Comparison> | undefined),
+    ...(results.processNsPerOp as Record<string, Comparison> | undefined),
   };
   for (const [name, m] of Object.entries(perOp)) {
-    console.log(`| ${labels[name]} | ${duration(m.qemu)} | ${duration(m.guest)} | ${m.ratio.toFixed(3)} |`);
+    console.log(
+      `| ${labels[name]} | ${duration(m.qemu)}${futexCell(m.qemuFutex)} | ${duration(m.guest)}${futexCell(m.guestFutex)} | ${m.ratio.toFixed(3)} |`,
+    );
   }
 }
