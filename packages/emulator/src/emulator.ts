@@ -326,6 +326,10 @@ class EmulatorVcpu implements Vcpu {
     if (err) throw new EmulatorError("time slice (UC_HOOK_BLOCK)", err);
   }
 
+  interruptWord(): number {
+    return Number(this.vm.corePtr) + CORE.interrupt;
+  }
+
   restoreContext(context: VcpuContext): void {
     const pointer = (context as VcpuContext & { pointer: Pointer }).pointer;
     const err = this.vm.uc.symbols.uc_context_restore(this.vm.engine, pointer);

@@ -94,10 +94,16 @@ export interface Vcpu {
   restoreContext?(context: VcpuContext): void;
   /**
    * Time slices for several guest threads on this vCPU: run() returns `{ kind: "stopped", preempted: true }`
-   * at a block boundary after about `blocks` translated blocks (0 turns slicing off). Blocks translated before
-   * the first call may not count: invalidate the guest's code once after enabling.
+   * at a block boundary after about `blocks` translated blocks (0: no slices, only interruptWord stops). Blocks
+   * translated before the first call may not count: invalidate the guest's code once after enabling.
    */
   setTimeSlice?(blocks: number): void;
+  /**
+   * Host address of a 64-bit word that, set nonzero (by a host signal handler: plain store, async-signal-safe),
+   * makes run() return `{ kind: "stopped", preempted: true }` at the next block boundary, registers exact. Only
+   * once setTimeSlice has been called (0 is enough): the stop is taken by its block hook.
+   */
+  interruptWord?(): number;
   destroy(): void;
 }
 

@@ -107,6 +107,7 @@ struct core {
   uint64_t slice_limit;       /* 392: blocks per slice; 0 = no preemption */
   uint64_t preempted;         /* 400: the last run ended because its slice ran out */
   uint64_t block_hook;        /* 408: the UC_HOOK_BLOCK handle, once installed */
+  uint64_t interrupt;         /* 416: set asynchronously (a host signal): stop at the next block boundary */
 };
 
 static void stop(struct core *c, uint64_t kind) {
@@ -241,16 +242,27 @@ static void on_block(uc_engine *uc, uint64_t address, uint32_t size, void *user)
   (void)address;
   (void)size;
   struct core *c = user;
+  /*
+   * At a block boundary the PC is exact (Unicorn synchronises it before calling block hooks), so stopping here
+   * is safe — unlike uc_emu_stop from a signal handler, which can leave the PC of an earlier block behind.
+   */
+  if (c->interrupt) {
+    c->interrupt = 0;
+    c->preempted = 1;
+    c->emu_stop(uc);
+    return;
+  }
   if (c->slice_limit == 0 || ++c->slice_count < c->slice_limit) return;
   c->slice_count = 0;
   c->preempted = 1;
   c->emu_stop(uc);
 }
 
+/* Install the block hook (once) and set the slice: `blocks` per slice, 0 = no slices, interrupts only. */
 int core_set_time_slice(struct core *c, uint64_t blocks, int flush) {
   c->slice_limit = blocks;
   c->slice_count = 0;
-  if (blocks == 0 || c->block_hook) return 0;
+  if (c->block_hook) return 0;
   uint64_t hook = 0;
   int err = c->hook_add(c->uc, &hook, 1 << 3 /* UC_HOOK_BLOCK */, (void *)on_block, c, 1, 0);
   if (err) return err;

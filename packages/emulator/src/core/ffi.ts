@@ -74,7 +74,8 @@ export const CORE = {
   sliceLimit: 392,
   preempted: 400,
   blockHook: 408,
-  size: 416,
+  interrupt: 416,
+  size: 424,
 } as const;
 
 export const EXIT = {
