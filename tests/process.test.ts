@@ -8,6 +8,9 @@
  *   proc_pipe    shared open file descriptions, dup2/dup3, EOF, a 1 MiB round trip, EPIPE/SIGPIPE
  *   proc_signal  SIGCHLD, kill, setpgid/setsid, kill(-pgid), what fork passes on (dispositions, mask)
  *   proc_exec    fork/vfork + execve of proc_exec_child (argv, envp, pids, O_CLOEXEC), ENOEXEC
+ *   proc_threads process- vs thread-directed signals, rt_sigtimedwait, sigaltstack per thread, robust mutexes
+ *                (owner thread or process dies), sched_setaffinity, futex_waitv, and ppoll/pselect6/sigsuspend/
+ *                wait4/read blocking only their own thread
  *
  * 1. Native: the x86_64 build of every program passes on this Linux host: the expectations are Linux's.
  * 2. Our runtime: the aarch64 build under our CLI exits 0 and prints exactly what the native build printed
@@ -37,7 +40,7 @@ import {
   type RunResult,
 } from "./lib/run.ts";
 
-const PROGRAMS = ["proc_wait", "proc_fork", "proc_pipe", "proc_signal", "proc_exec"] as const;
+const PROGRAMS = ["proc_wait", "proc_fork", "proc_pipe", "proc_signal", "proc_exec", "proc_threads"] as const;
 type Program = (typeof PROGRAMS)[number];
 
 /** The program proc_exec runs; given as its argument. */

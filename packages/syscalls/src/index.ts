@@ -23,7 +23,7 @@ export {
 } from "./exec/handlers.ts";
 export { parseShebang, type ShebangLine } from "./exec/script.ts";
 export { BUILTIN_HANDLERS } from "./handlers/index.ts";
-export { UNAME } from "./handlers/process.ts";
+export { applyThreadAffinity, UNAME } from "./handlers/process.ts";
 export { hostErrnoToLinux } from "./host/ffi.ts";
 export { createFlagTranslator, type FlagTranslator } from "./host/flags.ts";
 export { Host, hostDieBySignal, hostExit, hostFork, sharedHost } from "./host/host.ts";

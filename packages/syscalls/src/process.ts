@@ -32,6 +32,7 @@ import {
 } from "./abi/resource.ts";
 import { NSIG, SIGACTION } from "./abi/signal.ts";
 import { type Host, SCRATCH_GENERAL, sharedHost } from "./host/host.ts";
+import { SS_DISABLE } from "./signals/abi.ts";
 
 export interface FdEntry {
   hostFd: number;
@@ -115,8 +116,17 @@ export class FdTable {
   }
 }
 
+/** A thread's sigaltstack: ss_sp, ss_size and SS_DISABLE / SS_AUTODISARM. */
+export interface AltStack {
+  sp: bigint;
+  size: bigint;
+  flags: number;
+}
+
 /** Per-thread state. */
 export class ThreadState {
+  /** sigaltstack(2): per thread; a new thread (clone with CLONE_VM) starts without one, fork keeps it. */
+  altStack: AltStack = { sp: 0n, size: 0n, flags: SS_DISABLE };
   /** Blocked signals: bit (n-1) for signal n. */
   blocked = 0n;
   /**
@@ -142,9 +152,26 @@ export class ThreadState {
   deadline = 0;
   wakeResult = 0;
   context: { free(): void } | null = null;
-  /** Blocked until this host fd is ready (POLLIN/POLLOUT in waitEvents); -1: not waiting on an fd. */
-  waitFd = -1;
-  waitEvents = 0;
+  /** Its parked call is one Linux restarts after an SA_RESTART handler (read, write, wait4), not EINTR. */
+  restartable = false;
+  /** wait4/waitid: blocked until ProcessState.childEvents moves past this count (-1: not waiting for a child). */
+  waitChildEvents = -1;
+  /** futex_waitv: blocked on any of these futex words (woken with the index of the one woken); null: not. */
+  waitKeys: number[] | null = null;
+  /** sched_setaffinity's mask (cpumask bytes), or null: every CPU the runtime may use. Threads inherit it. */
+  affinity: Uint8Array | null = null;
+  /** rt_sigtimedwait: blocked until one of these signals is pending for it (0n: not waiting for signals). */
+  waitSignals = 0n;
+  /** Blocked until one of these host fds is ready for its events (host pollfd terms); null: not on fds. */
+  waitPoll: Array<{ fd: number; events: number }> | null = null;
+  /**
+   * A parked ppoll/pselect6: at its deadline it is issued again rather than answered here (the call then
+   * finds nothing ready with no time left and fills in its results itself), and before any re-issue the time
+   * left is written into its timespec at `rewriteTimeout` (0: none), as Linux keeps it current.
+   */
+  restartAtDeadline = false;
+  rewriteTimeout = 0;
+  restartDeadline = 0;
   /** When it runs again, re-issue the syscall it blocked in (PC back on the svc, X0 = this). */
   restartX0: bigint | null = null;
   /** It was stopped by its time slice in user code: its saved registers are exactly where it resumes. */
@@ -158,11 +185,17 @@ export class ThreadState {
   wake(result: number | null): void {
     this.run = "runnable";
     this.waitKey = -1;
-    this.waitFd = -1;
+    this.waitPoll = null;
+    this.waitSignals = 0n;
+    this.waitKeys = null;
+    this.waitChildEvents = -1;
+    this.restartable = false;
     this.deadline = 0;
     if (result !== null) {
       this.wakeResult = result;
       this.restartX0 = null;
+      this.restartAtDeadline = false;
+      this.rewriteTimeout = 0;
     }
   }
 
@@ -310,6 +343,8 @@ export class ProcessState {
   childSubreaper = false;
   /** personality(2) persona. Stored only (its flags matter at execve). */
   personality = 0;
+  /** SIGCHLDs the process has received (even ignored ones): a thread parked in wait4 looks again when it moves. */
+  childEvents = 0;
   /** Process-wide pending signals (kill to the process); rt_sigpending reports them with the thread's. */
   sharedPending = 0n;
   /**

@@ -20,7 +20,8 @@ import type { AddressSpace } from "./mm/address-space.ts";
 import { registerMemoryHandlers } from "./mm/handlers.ts";
 import { type ForkProvider, registerProcessControl } from "./proc/handlers.ts";
 import { type HostSignalBridge, sharedHostSignals } from "./proc/host-signals.ts";
-import type { ThreadSpawner } from "./proc/threads.ts";
+import { exitRobustList, type RobustListContext } from "./proc/robust.ts";
+import { type ThreadSpawner, wakeThreadsOn } from "./proc/threads.ts";
 import { ProcessState } from "./process.ts";
 import { closeProcFiles, registerProcFiles } from "./procfs.ts";
 import {
@@ -120,6 +121,8 @@ export interface GuestRuntime {
   dispatch(frame: Uint32Array): SyscallResult;
   /** Move host signals recorded since the last call into the guest's pending set. */
   pullHostSignals(): void;
+  /** The process dies (a fatal signal): its threads' robust futexes are released as Linux's exit does. */
+  releaseRobustLists(): void;
   /** Close every host fd the guest held. */
   close(): void;
 }
@@ -188,9 +191,19 @@ export function createGuestRuntime(options: GuestRuntimeOptions): GuestRuntime {
   };
   // Writing to a pipe (or socket) nobody reads: Linux fails the write with EPIPE *and* sends SIGPIPE, whose
   // default action ends the process (status 141 in a shell), as in `yes | head -1`.
+  const robustContext: RobustListContext = {
+    memory,
+    host: sharedHost(),
+    wakeLocal: (address, count) => wakeThreadsOn(process, address, count),
+  };
+  /** The process is ending: every thread's robust futexes are released (OWNER_DIED, a waiter woken). */
+  const releaseRobustLists = (): void => {
+    for (const thread of process.threads.values()) exitRobustList(robustContext, thread);
+  };
   const dispatchAndSignal = (frame: Uint32Array): SyscallResult => {
     let result = dispatcher.dispatch(frame);
-    if (result === -EINTR) result = resolveInterrupted(frame);
+    if (typeof result === "object" && result.control === "exit") releaseRobustLists();
+    else if (result === -EINTR) result = resolveInterrupted(frame);
     else if (result === -EPIPE && RAISES_SIGPIPE[frame[16]!] === 1) {
       signals.raise({ signal: SIGPIPE, code: SI_USER, pid: process.pid, uid: process.uid });
     }
@@ -205,6 +218,7 @@ export function createGuestRuntime(options: GuestRuntimeOptions): GuestRuntime {
     signals,
     hostSignals,
     pullHostSignals,
+    releaseRobustLists,
     dispatch: dispatchAndSignal,
     close: () => {
       if (options.catchHostSignals) hostSignals.uninstall();

@@ -20,6 +20,7 @@ import {
 } from "@guest/loader";
 import {
   AddressSpace,
+  applyThreadAffinity,
   createGuestRuntime,
   type DeliveryOutcome,
   type ExecProgram,
@@ -98,6 +99,15 @@ const ZEROED_AT_EXEC: readonly GeneralRegister[] = [
   "fpsr",
 ];
 const ZERO_VECTOR = new Uint8Array(16);
+/** Signals a guest's own instructions raise (faults, traps): never asynchronous, no interrupt needed. */
+const SYNCHRONOUS_SIGNALS = new Set([
+  sig.SIGSEGV,
+  sig.SIGBUS,
+  sig.SIGILL,
+  sig.SIGFPE,
+  sig.SIGTRAP,
+  31 /* SIGSYS */,
+]);
 
 export class GuestProcess {
   readonly vm: Vm;
@@ -182,17 +192,54 @@ export class GuestProcess {
   }
 
   private timeSlices = false;
+  private blockHook = false;
 
-  /**
-   * Preemption for guest threads: a time slice counted in translated blocks (see Vcpu.setTimeSlice). Blocks
-   * translated before the slice hook existed lack its call: the guest's executable code is invalidated once.
-   */
+  /** Preemption for guest threads: a time slice counted in translated blocks (see Vcpu.setTimeSlice). */
   private enableTimeSlices(): void {
     if (this.timeSlices || !this.vcpu.setTimeSlice) return;
     this.timeSlices = true;
-    this.vcpu.setTimeSlice(TIME_SLICE_BLOCKS);
+    this.installBlockHook(TIME_SLICE_BLOCKS);
+    this.enableAsyncSignals();
+  }
+
+  /** The block hook, with `blocks` per slice (0: none). Blocks translated before it lack its call: the
+   * guest's executable code is invalidated once. */
+  private installBlockHook(blocks: number): void {
+    this.vcpu.setTimeSlice!(blocks);
+    if (this.blockHook) return;
+    this.blockHook = true;
     for (const region of this.space.regions.toArray()) {
       if (region.prot & PROT_EXEC) this.vm.invalidateCode(region.start, region.end - region.start);
+    }
+  }
+
+  private asyncSignals = false;
+  private seenActionsVersion = -1;
+
+  /**
+   * Signals reach a guest running code without syscalls at once (its next block boundary), as on Linux: the
+   * host-signal bridge sets the vCPU's interrupt word. Costs the block hook's call per block, so only once a
+   * handler could need it (a handler for a signal that can arrive asynchronously) or threads exist.
+   */
+  private enableAsyncSignals(): void {
+    if (this.asyncSignals || !this.runtime.hostSignals.active) return;
+    if (!this.vcpu.interruptWord || !this.vcpu.setTimeSlice) return;
+    this.asyncSignals = true;
+    if (!this.blockHook) this.installBlockHook(0);
+    this.runtime.hostSignals.setInterruptWord(this.vcpu.interruptWord());
+  }
+
+  /** After rt_sigaction: a handler for an asynchronous signal turns asynchronous delivery on. */
+  private noticeHandlers(): void {
+    const actions = this.runtime.process.signalActions;
+    this.seenActionsVersion = actions.version;
+    if (this.asyncSignals) return;
+    for (let signal = 1; signal <= 64; signal++) {
+      if (SYNCHRONOUS_SIGNALS.has(signal)) continue;
+      if (actions.handler(signal) > 1n) {
+        this.enableAsyncSignals();
+        return;
+      }
     }
   }
 
@@ -369,6 +416,7 @@ export class GuestProcess {
         // rt_sigreturn and execve set every register: X0 too, and the core writes X0 from the frame.
         this.setFrameX0(vcpu.getRegister("x0"));
       }
+      if (runtime.process.signalActions.version !== this.seenActionsVersion) this.noticeHandlers();
       if (signals.anyPending || runtime.process.currentThread.savedMask !== null)
         return this.deliverAtSyscallReturn();
       return SYSCALL_RESUME;
@@ -387,7 +435,7 @@ export class GuestProcess {
             }
             if (this.pendingSwitch) {
               this.switchThread();
-              if (runtime.process.currentThread.pending !== 0n) signals.anyPending = true;
+              if (signals.pendingFor(runtime.process.currentThread) !== 0n) signals.anyPending = true;
             }
             // A signal pending from a syscall that left the run (or from a fault): deliver it now.
             runtime.pullHostSignals();
@@ -444,10 +492,7 @@ export class GuestProcess {
     const host = sharedHost();
     pollBlockedThreads(process, host, 0); // threads waiting on fds that are ready by now
     for (;;) {
-      // A signal for a blocked thread interrupts its wait (EINTR), so its handler can run.
-      for (const thread of process.threads.values()) {
-        if (thread.run === "blocked" && thread.pending & ~thread.blocked) thread.wake(-errno.EINTR);
-      }
+      this.interruptForSignals();
       const next = this.nextRunnable(current.tid);
       if (next) {
         this.resumeThread(next);
@@ -457,7 +502,7 @@ export class GuestProcess {
       let fdWaiters = false;
       for (const thread of process.threads.values()) {
         if (thread.run === "blocked" && thread.deadline > 0) earliest = Math.min(earliest, thread.deadline);
-        if (thread.run === "blocked" && thread.waitFd >= 0) fdWaiters = true;
+        if (thread.run === "blocked" && thread.waitPoll !== null) fdWaiters = true;
       }
       if (fdWaiters) {
         // Until an fd is ready, the earliest deadline, or a host signal (which interrupts the host ppoll).
@@ -472,7 +517,7 @@ export class GuestProcess {
         for (const thread of process.threads.values()) {
           // The result set when it blocked: -ETIMEDOUT for a futex, 0 for a sleep or a timed fd wait (not re-issued).
           if (thread.run === "blocked" && thread.deadline > 0 && thread.deadline <= now)
-            thread.wake(thread.wakeResult);
+            thread.wake(thread.restartAtDeadline ? null : thread.wakeResult);
         }
       }
       if (fdWaiters || earliest !== Number.POSITIVE_INFINITY) continue;
@@ -480,6 +525,40 @@ export class GuestProcess {
       this.runtime.hostSignals.waitForAny();
       this.runtime.pullHostSignals();
     }
+  }
+
+  /**
+   * A signal for a blocked thread interrupts its wait (EINTR), so its handler can run. A signal for the process
+   * (shared) interrupts one thread at most, and none if a runnable thread can take it (complete_signal). A
+   * thread in rt_sigtimedwait for a pending signal takes it.
+   */
+  private interruptForSignals(): void {
+    const process = this.runtime.process;
+    let shared = process.sharedPending;
+    for (const thread of process.threads.values()) {
+      if (thread.run === "runnable") shared &= thread.blocked;
+    }
+    for (const thread of process.threads.values()) {
+      if (thread.run !== "blocked") continue;
+      if (thread.waitSignals & (thread.pending | process.sharedPending)) {
+        thread.wake(null); // rt_sigtimedwait: it issues the call again, which takes the signal
+      } else if (thread.waitChildEvents >= 0 && thread.waitChildEvents !== process.childEvents) {
+        thread.wake(null); // wait4/waitid: a child changed state, it looks again
+      } else if (thread.pending & ~thread.blocked || shared & ~thread.blocked) {
+        const deliverable = (thread.pending | shared) & ~thread.blocked;
+        shared &= thread.blocked;
+        // With SA_RESTART, a restartable call is issued again after the handler (its frame holds the svc).
+        thread.wake(thread.restartable && this.restartsAfter(deliverable) ? null : -errno.EINTR);
+      }
+    }
+  }
+
+  /** The lowest of `signals` (the one delivered first) has a handler with SA_RESTART. */
+  private restartsAfter(signals: bigint): boolean {
+    let signal = 1;
+    while (!(signals & (1n << BigInt(signal - 1)))) signal++;
+    const actions = this.runtime.process.signalActions;
+    return actions.handler(signal) > 1n && (actions.flags(signal) & BigInt(sig.SA_RESTART)) !== 0n;
   }
 
   /** The first runnable thread after `tid` in creation order, wrapping around (`tid` itself last). */
@@ -495,15 +574,20 @@ export class GuestProcess {
 
   private resumeThread(thread: ReturnType<GuestProcess["nextRunnable"]> & object): void {
     const { vcpu } = this;
+    const previous = this.runtime.process.currentThread;
+    // The host thread's CPU affinity is the running guest thread's (sched_setaffinity is per thread).
+    if (thread.affinity !== previous.affinity) applyThreadAffinity(sharedHost(), thread);
     this.runtime.process.currentThread = thread;
     vcpu.restoreContext!(thread.context!);
     if (thread.preempted) {
       thread.preempted = false; // resumes exactly where its slice ended
     } else if (thread.restartX0 !== null) {
-      // It blocked in a call that it now issues again: back onto its svc, X0 as it was.
+      // It blocked in a call that it now issues again: back onto its svc, X0 as it was, with its own mask
+      // (a ppoll/pselect6 sets its temporary one again) and the time it has left.
       vcpu.setRegister("pc", vcpu.getRegister("pc") - 4n);
       vcpu.setRegister("x0", thread.restartX0);
       thread.restartX0 = null;
+      this.prepareReissue(thread);
     } else if (thread.start) {
       vcpu.setRegister("x0", 0n);
       if (thread.start.sp !== 0n) vcpu.setRegister("sp", thread.start.sp);
@@ -512,6 +596,26 @@ export class GuestProcess {
     } else {
       vcpu.setRegister("x0", BigInt.asUintN(64, BigInt(thread.wakeResult)));
     }
+  }
+
+  private prepareReissue(thread: ReturnType<GuestProcess["nextRunnable"]> & object): void {
+    if (thread.restartAtDeadline && thread.savedMask !== null) {
+      thread.blocked = thread.savedMask;
+      thread.savedMask = null;
+    }
+    if (thread.rewriteTimeout !== 0) {
+      const left = Math.max(0, thread.restartDeadline - performance.now());
+      const seconds = Math.floor(left / 1000);
+      const nanoseconds = Math.floor((left - seconds * 1000) * 1e6);
+      const memory = this.runtime.memory;
+      if (memory.check(thread.rewriteTimeout, 16, true)) {
+        memory.writeU64(thread.rewriteTimeout, seconds);
+        memory.writeU64(thread.rewriteTimeout + 8, nanoseconds);
+      }
+    }
+    thread.restartAtDeadline = false;
+    thread.rewriteTimeout = 0;
+    thread.restartDeadline = 0;
   }
 
   private setFrameX0(value: bigint): void {
@@ -566,6 +670,7 @@ export class GuestProcess {
   }
 
   private killedBy(signal: number, detail: string): GuestOutcome {
+    this.runtime.releaseRobustLists(); // as every exit does, so a process-shared robust mutex is not lost
     const name = SIGNAL_NAMES[signal] ?? `signal ${signal}`;
     const where =
       signal === sig.SIGSEGV || signal === sig.SIGBUS

@@ -31,6 +31,7 @@ import { NR } from "../abi/syscalls.ts";
 import type { SyscallContext, SyscallResult } from "../context.ts";
 import type { Dispatcher } from "../dispatch.ts";
 import { hostDirFd, hostPath } from "../handlers/paths.ts";
+import { deleteAllTimers } from "../handlers/timers.ts";
 import type { AddressSpace } from "../mm/address-space.ts";
 import { markExecInForkedChild } from "../proc/handlers.ts";
 import { SS_DISABLE } from "../signals/abi.ts";
@@ -284,6 +285,8 @@ function flushOldExec(
     actions.write(signal, handler, 0n, 0n, 0n);
   }
   process.childSignalChanged();
+  // exit_itimers: POSIX timers do not survive exec.
+  deleteAllTimers(process, ctx.host);
   deps.signals.altStack = { sp: 0n, size: 0n, flags: SS_DISABLE };
   const thread = process.currentThread;
   // de_thread: every other thread of the process is gone, and the exec'ing thread becomes the leader (tid = pid).

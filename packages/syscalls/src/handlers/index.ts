@@ -14,6 +14,7 @@ import * as proc from "./process.ts";
 import * as sched from "./sched.ts";
 import * as signal from "./signal.ts";
 import * as time from "./time.ts";
+import * as timers from "./timers.ts";
 
 export const BUILTIN_HANDLERS: Partial<Record<SyscallName, SyscallHandler>> = {
   read: io.read,
@@ -85,6 +86,7 @@ export const BUILTIN_HANDLERS: Partial<Record<SyscallName, SyscallHandler>> = {
   getrusage: proc.getrusage,
   sysinfo: proc.sysinfo,
   sched_getaffinity: proc.schedGetaffinity,
+  sched_setaffinity: proc.schedSetaffinity,
   sched_yield: proc.schedYield,
   getrandom: proc.getrandom,
   rt_sigaction: signal.rtSigaction,
@@ -95,6 +97,11 @@ export const BUILTIN_HANDLERS: Partial<Record<SyscallName, SyscallHandler>> = {
   nanosleep: time.nanosleep,
   setitimer: time.setitimer,
   getitimer: time.getitimer,
+  timer_create: timers.timerCreate,
+  timer_settime: timers.timerSettime,
+  timer_gettime: timers.timerGettime,
+  timer_getoverrun: timers.timerGetoverrun,
+  timer_delete: timers.timerDelete,
   clock_nanosleep: time.clockNanosleep,
   times: time.times,
   statfs: fs.statfs,

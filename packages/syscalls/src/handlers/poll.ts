@@ -11,13 +11,21 @@ import {
   NR_OPEN_DEFAULT,
   NSEC_PER_SEC,
   POLLFD,
+  POLLIN,
   POLLNVAL,
+  POLLOUT,
+  POLLPRI,
+  POLLRDBAND,
+  POLLRDNORM,
+  POLLWRBAND,
+  POLLWRNORM,
   SIGSET_ARGPACK,
 } from "../abi/poll.ts";
 import { SIGSET_SIZE, UNBLOCKABLE_MASK } from "../abi/signal.ts";
 import { TIMESPEC } from "../abi/structs.ts";
 import type { SyscallContext, SyscallHandler } from "../context.ts";
 import { SCRATCH_GENERAL, SCRATCH_GENERAL_SIZE } from "../host/host.ts";
+import { parkOnPoll } from "../proc/threads.ts";
 
 /** Scratch layout: the timespec in transit, a zero timespec, then the host pollfd array or fd_sets. */
 const SCRATCH_TIMEOUT = SCRATCH_GENERAL;
@@ -89,6 +97,34 @@ function hostBuffer(ctx: SyscallContext, size: number): { address: number; bytes
   return { address: ptr(bytes), bytes };
 }
 
+type PollWaits = Array<{ fd: number; events: number }>;
+/** What select waits for in each of its sets, in poll terms (fs/select.c POLLIN_SET, POLLOUT_SET, POLLEX_SET). */
+const SELECT_EVENTS = [POLLIN | POLLRDNORM | POLLRDBAND, POLLOUT | POLLWRNORM | POLLWRBAND, POLLPRI];
+
+/**
+ * With other guest threads to run, a wait that would block parks only this thread (proc/threads.ts): not for a
+ * zero timeout, nor when the call's mask lets a pending signal through (it ends at once with EINTR).
+ */
+function mayPark(ctx: SyscallContext, timeout: Timeout, mask: bigint | null): boolean {
+  if (ctx.process.threads.size <= 1 || timeout.zero) return false;
+  return mask === null || !(ctx.process.currentThread.pending & ~mask);
+}
+
+/** How many of the host pollfds at `address` are ready right now. */
+function pollNow(ctx: SyscallContext, address: number, count: number): number {
+  ctx.host.scratch.fill(0, SCRATCH_ZERO_TIMEOUT, SCRATCH_ZERO_TIMEOUT + TIMESPEC.size);
+  return ctx.host.sym.host_ppoll(address, count, ctx.host.scratchAddress + SCRATCH_ZERO_TIMEOUT);
+}
+
+/** The timeout read into scratch as a performance.now() deadline (0: none). */
+function deadlineOf(ctx: SyscallContext, timeout: Timeout): number {
+  if (timeout.host === 0) return 0;
+  const view = ctx.host.scratchView;
+  const sec = Number(view.getBigInt64(SCRATCH_TIMEOUT + TIMESPEC.sec, true));
+  const nsec = Number(view.getBigUint64(SCRATCH_TIMEOUT + TIMESPEC.nsec, true));
+  return performance.now() + sec * 1000 + nsec / 1e6;
+}
+
 /** ppoll(fds, nfds, tsp, sigmask, sigsetsize). */
 export const ppoll: SyscallHandler = (args, ctx) => {
   const fdsAddress = args.ptr(0);
@@ -121,6 +157,14 @@ export const ppoll: SyscallHandler = (args, ctx) => {
   if (invalid > 0) {
     ctx.host.scratch.fill(0, SCRATCH_ZERO_TIMEOUT, SCRATCH_ZERO_TIMEOUT + TIMESPEC.size);
     hostTimeout = ctx.host.scratchAddress + SCRATCH_ZERO_TIMEOUT;
+  }
+  if (mayPark(ctx, timeout, mask) && invalid === 0 && pollNow(ctx, buffer.address, nfds) === 0) {
+    const waits: PollWaits = [];
+    for (let i = 0; i < nfds; i++) {
+      const fd = host.getInt32(i * POLLFD.size + POLLFD.fd, true);
+      if (fd >= 0) waits.push({ fd, events: host.getInt16(i * POLLFD.size + POLLFD.events, true) });
+    }
+    return parkOnPoll(ctx, waits, args.raw(0), deadlineOf(ctx, timeout), timeoutAddress, mask);
   }
   const result = withSigmask(ctx, mask, () => ctx.host.sym.host_ppoll(buffer.address, nfds, hostTimeout));
   if (result < 0) return result;
@@ -210,6 +254,28 @@ export const pselect6: SyscallHandler = (args, ctx) => {
   }
   const hostSetAddress = (i: number): number =>
     guestSets[i] === null ? 0 : buffer.address + i * hostSetBytes;
+  if (mayPark(ctx, timeout, mask)) {
+    // select's POLLIN_SET / POLLOUT_SET / POLLEX_SET, as host poll events.
+    const waits: PollWaits = [];
+    for (const [guestFd, hostFd] of wanted) {
+      let events = 0;
+      for (let i = 0; i < 3; i++) {
+        const set = guestSets[i];
+        if (set != null && set[guestFd >> 3]! & (1 << (guestFd & 7))) events |= SELECT_EVENTS[i]!;
+      }
+      waits.push({ fd: hostFd, events });
+    }
+    // Its own buffer: the scratch array holds the host fd_sets the select below still needs.
+    const pollfds = new Uint8Array(Math.max(8, waits.length * POLLFD.size));
+    const view = new DataView(pollfds.buffer);
+    waits.forEach(({ fd, events }, i) => {
+      view.setInt32(i * POLLFD.size + POLLFD.fd, fd, true);
+      view.setInt16(i * POLLFD.size + POLLFD.events, events, true);
+    });
+    if (pollNow(ctx, ptr(pollfds), waits.length) === 0)
+      return parkOnPoll(ctx, waits, args.raw(0), deadlineOf(ctx, timeout), timeoutAddress, mask);
+    // Something is ready: the select below answers at once.
+  }
   const result = withSigmask(ctx, mask, () =>
     ctx.host.sym.host_pselect(hostN, hostSetAddress(0), hostSetAddress(1), hostSetAddress(2), timeout.host),
   );

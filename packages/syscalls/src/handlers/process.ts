@@ -14,7 +14,8 @@ import {
 } from "../abi/resource.ts";
 import { RLIMIT, ROBUST_LIST_HEAD_SIZE, RUSAGE, SYSINFO, UTSNAME } from "../abi/structs.ts";
 import type { SyscallContext, SyscallHandler } from "../context.ts";
-import { SCRATCH_GENERAL } from "../host/host.ts";
+import { type Host, SCRATCH_GENERAL } from "../host/host.ts";
+import type { ThreadState } from "../process.ts";
 
 /** What uname reports: Linux 6.18 on arm64, with the host's hostname as nodename. */
 export const UNAME = {
@@ -157,36 +158,94 @@ export const sysinfo: SyscallHandler = (args, ctx) => {
 };
 
 /**
- * The guest kernel's cpumask as sched_getaffinity sees it: nr_cpu_ids from the host's mask (highest CPU + 1)
- * and the size Linux copies out, one unsigned long per 64 CPUs (cpumask_size() with CPUMASK_OFFSTACK).
- * The host's mask is left in scratch.
+ * The CPUs the guest may use: the runtime's affinity when it started (taken once: later the host thread's mask
+ * follows whichever guest thread runs), nr_cpu_ids (highest CPU + 1) and the size Linux copies out, one
+ * unsigned long per 64 CPUs (cpumask_size() with CPUMASK_OFFSTACK).
  */
-export function guestCpumask(ctx: SyscallContext): { nrCpuIds: number; bytes: number } | number {
-  const hostBytes = ctx.host.sym.host_sched_getaffinity(0, 1024, ctx.host.scratchAddress + SCRATCH_GENERAL);
+let allowedCpus: { mask: Uint8Array; nrCpuIds: number; bytes: number } | null = null;
+function guestCpus(host: Host): { mask: Uint8Array; nrCpuIds: number; bytes: number } | number {
+  if (allowedCpus) return allowedCpus;
+  const hostBytes = host.sym.host_sched_getaffinity(0, 1024, host.scratchAddress + SCRATCH_GENERAL);
   if (hostBytes < 0) return hostBytes;
-  const mask = ctx.host.scratch;
+  const mask = host.scratch.slice(SCRATCH_GENERAL, SCRATCH_GENERAL + hostBytes);
   let highest = 0;
-  for (let i = 0; i < hostBytes; i++) {
-    const byte = mask[SCRATCH_GENERAL + i]!;
+  mask.forEach((byte, i) => {
     if (byte !== 0) highest = i * 8 + 31 - Math.clz32(byte);
-  }
+  });
   const nrCpuIds = highest + 1;
-  return { nrCpuIds, bytes: Math.ceil(nrCpuIds / 64) * 8 };
+  const bytes = Math.ceil(nrCpuIds / 64) * 8;
+  allowedCpus = { mask: mask.slice(0, bytes), nrCpuIds, bytes };
+  return allowedCpus;
 }
 
+/** The host thread runs `thread` now: give it that thread's CPU affinity (each guest thread has its own). */
+export function applyThreadAffinity(host: Host, thread: ThreadState): number {
+  const cpus = guestCpus(host);
+  if (typeof cpus === "number") return cpus;
+  const mask = thread.affinity ?? cpus.mask;
+  host.scratch.set(mask, SCRATCH_GENERAL);
+  return host.sym.host_sched_setaffinity(0, mask.length, host.scratchAddress + SCRATCH_GENERAL);
+}
+
+/** pid 0 is the calling thread; a tid of ours names that thread (the pid, the leader). */
+const affinityTarget = (ctx: SyscallContext, pid: number): ThreadState | undefined =>
+  pid === 0 ? ctx.process.currentThread : ctx.process.threads.get(pid);
+
 export const schedGetaffinity: SyscallHandler = (args, ctx) => {
-  if (!isSelf(ctx, args.int(0))) return -ESRCH;
   const length = args.uint(1);
-  const cpus = guestCpumask(ctx);
+  const cpus = guestCpus(ctx.host);
   if (typeof cpus === "number") return cpus;
   if (length * 8 < cpus.nrCpuIds) return -EINVAL;
   if (length & 7) return -EINVAL;
   const copied = Math.min(length, cpus.bytes);
-  const w = ctx.memory.writeBytes(
-    args.ptr(2),
-    ctx.host.scratch.subarray(SCRATCH_GENERAL, SCRATCH_GENERAL + copied),
-  );
+  const thread = affinityTarget(ctx, args.int(0));
+  let mask: Uint8Array;
+  if (thread !== undefined) mask = thread.affinity ?? cpus.mask;
+  else {
+    // Another process (guest pids are host pids): the host's answer.
+    const got = ctx.host.sym.host_sched_getaffinity(
+      args.int(0),
+      copied,
+      ctx.host.scratchAddress + SCRATCH_GENERAL,
+    );
+    if (got < 0) return got;
+    mask = ctx.host.scratch.slice(SCRATCH_GENERAL, SCRATCH_GENERAL + got);
+  }
+  const w = ctx.memory.writeBytes(args.ptr(2), mask.subarray(0, copied));
   return w < 0 ? w : copied;
+};
+
+/**
+ * sched_setaffinity(pid, len, mask): the thread's mask becomes `mask` within the allowed CPUs (none of them:
+ * EINVAL). Bytes past `len` are zero, bytes past the kernel's cpumask are ignored (get_user_cpu_mask). The
+ * host thread takes it at once when the thread is the one running, else when the scheduler switches to it.
+ */
+export const schedSetaffinity: SyscallHandler = (args, ctx) => {
+  const cpus = guestCpus(ctx.host);
+  if (typeof cpus === "number") return cpus;
+  const length = Math.min(args.uint(1), cpus.bytes);
+  const given = ctx.memory.viewBytes(args.ptr(2), length, false);
+  if (typeof given === "number") return -EFAULT;
+  const mask = new Uint8Array(cpus.bytes);
+  mask.set(given);
+  let any = false;
+  mask.forEach((byte, i) => {
+    mask[i] = byte & cpus.mask[i]!;
+    if (mask[i] !== 0) any = true;
+  });
+  if (!any) return -EINVAL;
+  const thread = affinityTarget(ctx, args.int(0));
+  if (thread === undefined) {
+    ctx.host.scratch.set(mask, SCRATCH_GENERAL);
+    return ctx.host.sym.host_sched_setaffinity(
+      args.int(0),
+      mask.length,
+      ctx.host.scratchAddress + SCRATCH_GENERAL,
+    );
+  }
+  thread.affinity = mask;
+  if (thread === ctx.process.currentThread) return Math.min(applyThreadAffinity(ctx.host, thread), 0);
+  return 0;
 };
 
 export const schedYield: SyscallHandler = (_args, ctx) => ctx.host.sym.host_sched_yield();

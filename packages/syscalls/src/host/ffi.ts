@@ -62,6 +62,7 @@ const symbols = {
   host_sysinfo: { args: [u64], returns: i64_fast },
   host_getrusage: { args: [i32, u64], returns: i64_fast },
   host_sched_getaffinity: { args: [i32, u64, u64], returns: i64_fast },
+  host_sched_setaffinity: { args: [i32, u64, u64], returns: i64_fast },
   host_sched_yield: { args: [], returns: i64_fast },
   host_getpid: { args: [], returns: i64_fast },
   host_getppid: { args: [], returns: i64_fast },
@@ -101,6 +102,7 @@ const symbols = {
   host_getitimer: { args: [i32, u64], returns: i64_fast },
   host_exec_marks: { args: [], returns: i64_fast },
   host_futex: { args: [u64, i32, u32, u64, u64, u32], returns: i64_fast },
+  host_futex_waitv: { args: [u64, u32, u32, u64, i32], returns: i64_fast },
   host_wait4: { args: [i32, u64, i32, u64], returns: i64_fast },
   host_waitid: { args: [i32, i32, u64, i32, u64], returns: i64_fast },
   host_kill: { args: [i32, i32], returns: i64_fast },
@@ -116,6 +118,16 @@ const symbols = {
   host_signals_flag: { args: [], returns: i64_fast },
   host_signals_take: { args: [u64], returns: i64_fast },
   host_signals_wait: { args: [], returns: i64_fast },
+  host_signals_kick_word: { args: [u64], returns: i64_fast },
+  host_signals_wait_timeout: { args: [u64], returns: i64_fast },
+  host_timers_enable: { args: [], returns: i64_fast },
+  host_timer_create: { args: [i32, i32, i32], returns: i64_fast },
+  host_timer_settime: { args: [i32, i32, i32, u64, u64], returns: i64_fast },
+  host_timer_gettime: { args: [i32, u64], returns: i64_fast },
+  host_timer_delete: { args: [i32], returns: i64_fast },
+  host_timer_forget: { args: [i32], returns: i64_fast },
+  host_timers_reset: { args: [], returns: i64_fast },
+  host_timers_take: { args: [u64, i32], returns: i64_fast },
 } as const;
 
 type HostLibrary = ReturnType<typeof cc<typeof symbols>>;

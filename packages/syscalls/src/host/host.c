@@ -98,6 +98,7 @@ int flock(int, int);
 #define HOST_FIONREAD 0x541b
 #if defined(__x86_64__)
 #define HOST_SYS_sched_getaffinity 204
+#define HOST_SYS_sched_setaffinity 203
 #define HOST_SYS_getpriority 140
 #define HOST_SYS_setpriority 141
 #define HOST_SYS_getcpu 309
@@ -106,6 +107,7 @@ int flock(int, int);
 #define HOST_SYS_pselect6 270
 #elif defined(__aarch64__)
 #define HOST_SYS_sched_getaffinity 123
+#define HOST_SYS_sched_setaffinity 122
 #define HOST_SYS_getpriority 141
 #define HOST_SYS_setpriority 140
 #define HOST_SYS_getcpu 168
@@ -193,6 +195,9 @@ long host_getrusage(int who, void *usage) { return RET(getrusage(who, usage)); }
 /* The raw syscall: it returns the size of the kernel cpumask it copied, which glibc's wrapper hides. */
 long host_sched_getaffinity(int pid, size_t_ len, void *mask) {
   return RET(syscall(HOST_SYS_sched_getaffinity, pid, len, mask));
+}
+long host_sched_setaffinity(int pid, size_t_ len, const void *mask) {
+  return RET(syscall(HOST_SYS_sched_setaffinity, pid, len, mask));
 }
 long host_sched_yield(void) { return RET(sched_yield()); }
 long host_getpid(void) { return getpid(); }
@@ -411,8 +416,26 @@ static struct host_sigaction previous_actions[65];
 static volatile uint64_t signal_forwarded;           /* bit n-1: re-sent to the guest's thread by another */
 
 long host_die_by_signal(int sig);
+static int timer_expired(int sig, const int32_t *si);
+/*
+ * The vCPU's interrupt word (Vcpu.interruptWord): set when a signal is recorded, so a guest running code
+ * without syscalls stops at its next block boundary and the runtime delivers the signal (0: none given).
+ */
+static volatile uint64_t *kick_word;
+long host_signals_kick_word(uint64_t address) {
+  kick_word = (volatile uint64_t *)address;
+  return 0;
+}
+static void kick_vcpu(void) {
+  if (kick_word) *kick_word = 1;
+}
+
 static void bridge_handler(int sig, void *info, void *context) {
   (void)context;
+  if (timer_expired(sig, info)) { /* a guest POSIX timer's expiry (see host_timer_create) */
+    kick_vcpu();
+    return;
+  }
   uint64_t bit = 1ULL << (sig - 1);
   if (immediate[0] & bit) host_die_by_signal(sig);
   if (immediate[1] & bit) {
@@ -432,6 +455,7 @@ static void bridge_handler(int sig, void *info, void *context) {
   }
   signal_pending |= bit;
   signal_flag = 1;
+  kick_vcpu();
   if (!on_main) {
     /* One of Bun's own threads took it: re-send it to the guest's thread so a blocking call there returns
        EINTR (and the vCPU is kicked from that thread). */
@@ -456,15 +480,17 @@ long host_signals_install(const uint64_t *set) {
   return 0;
 }
 
+static uint64_t host_timers_keep_caught(void);
 /* Give the host process its own dispositions back (a runtime inside a longer-lived process, e.g. tests). */
 long host_signals_uninstall(void) {
   immediate[0] = 0;
   immediate[1] = 0;
+  uint64_t keep = host_timers_keep_caught();
   for (int sig = 1; sig <= 64; sig++) {
-    if (!(caught_set[0] & (1ULL << (sig - 1)))) continue;
+    if (!(caught_set[0] & ~keep & (1ULL << (sig - 1)))) continue;
     sigaction(sig, &previous_actions[sig], 0);
   }
-  caught_set[0] = 0;
+  caught_set[0] &= keep;
   return 0;
 }
 /*
@@ -552,6 +578,24 @@ long host_signals_wait(void) {
   return 0;
 }
 
+/*
+ * host_signals_wait with a limit: `timeout` is a struct timespec (NULL: none). ppoll with no fds and a signal
+ * mask sets the mask and sleeps atomically, like sigsuspend. Returns 0 (a signal was recorded or the time is
+ * up; the caller checks which).
+ */
+long host_signals_wait_timeout(void *timeout) {
+  uint64_t old[16];
+  pthread_sigmask(HOST_SIG_BLOCK, caught_set, old);
+  if (!signal_flag) {
+    uint64_t during[16];
+    for (int i = 0; i < 16; i++) during[i] = old[i];
+    during[0] &= ~caught_set[0];
+    syscall(HOST_SYS_ppoll, 0, 0, timeout, during, 8);
+  }
+  pthread_sigmask(HOST_SIG_SETMASK, old, 0);
+  return 0;
+}
+
 #if defined(__x86_64__)
 #define HOST_SYS_futex 202
 #elif defined(__aarch64__)
@@ -561,6 +605,15 @@ long host_signals_wait(void) {
  * mapping is the host's shared mapping), so a guest futex word is a host futex word. */
 long host_futex(void *uaddr, int op, unsigned int val, void *timeout_or_val2, void *uaddr2, unsigned int val3) {
   return RET(syscall(HOST_SYS_futex, uaddr, op, val, timeout_or_val2, uaddr2, val3));
+}
+
+#if defined(__x86_64__) || defined(__aarch64__)
+#define HOST_SYS_futex_waitv 449
+#endif
+/* futex_waitv on host addresses: `waiters` is an array of struct futex_waitv whose uaddr fields are host
+ * addresses (built by the caller). */
+long host_futex_waitv(void *waiters, unsigned int count, unsigned int flags, void *timeout, int clockid) {
+  return RET(syscall(HOST_SYS_futex_waitv, waiters, count, flags, timeout, clockid));
 }
 
 int memfd_create(const char *, unsigned int);
@@ -654,3 +707,159 @@ long host_timerfd_settime(int fd, int flags, const void *value, void *old) {
   return RET(timerfd_settime(fd, flags, value, old));
 }
 long host_timerfd_gettime(int fd, void *value) { return RET(timerfd_gettime(fd, value)); }
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Guest POSIX timers (timer_create & co.): one host POSIX timer per guest timer, on the same clock id (a CPU
+ * clock thus measures this whole runtime process, or its guest-running thread). A guest timer that signals
+ * gets a host timer that sends TIMER_SIGNAL to the thread running the guest (SIGEV_THREAD_ID, so a blocking
+ * host call there is interrupted with EINTR like the guest's would be), its sigev_value carrying TIMER_TAG
+ * and the guest timer's slot. The bridge counts expiries per slot (1 + the host's si_overrun); the runtime
+ * takes the counts and raises the guest's own signal with the guest's siginfo. A SIGEV_NONE guest timer gets a
+ * SIGEV_NONE host timer (it only keeps time). Host timers are not inherited by fork and die with execve of
+ * the host process, exactly as the guest's must; a guest execve (inside this process) deletes them itself.
+ */
+#if defined(__x86_64__)
+#define HOST_SYS_timer_create 222
+#define HOST_SYS_timer_settime 223
+#define HOST_SYS_timer_gettime 224
+#define HOST_SYS_timer_getoverrun 225
+#define HOST_SYS_timer_delete 226
+#elif defined(__aarch64__)
+#define HOST_SYS_timer_create 107
+#define HOST_SYS_timer_gettime 108
+#define HOST_SYS_timer_getoverrun 109
+#define HOST_SYS_timer_settime 110
+#define HOST_SYS_timer_delete 111
+#endif
+#define TIMER_SIGNAL 64 /* SIGRTMAX: neither glibc nor Bun uses it; other senders' 64 is told apart by si_code */
+#define TIMER_BIT (1ULL << (TIMER_SIGNAL - 1))
+#define TIMER_TAG 0x47544d52ULL /* "GTMR", in the high half of sigev_value */
+#define HOST_SI_TIMER (-2)
+#define HOST_SIGEV_NONE 1
+#define HOST_SIGEV_THREAD_ID 4
+#define TIMER_SLOTS 1024
+
+static volatile uint32_t timer_counts[TIMER_SLOTS];      /* expiries not yet taken, by slot */
+static volatile uint64_t timer_pending[TIMER_SLOTS / 64]; /* bit: that slot's count is nonzero */
+static volatile int32_t timer_signal_of[TIMER_SLOTS];     /* the guest signal of the slot's timer (0: none) */
+static int timers_enabled;
+
+static uint64_t host_timers_keep_caught(void) { return timers_enabled ? TIMER_BIT : 0; }
+
+/* Called first by the bridge: 1 if this is one of our timers' expiries (then counted), else 0. */
+static int timer_expired(int sig, const int32_t *si) {
+  if (sig != TIMER_SIGNAL || si[2] != HOST_SI_TIMER) return 0;
+  uint64_t value = (uint64_t)(uint32_t)si[6] | ((uint64_t)(uint32_t)si[7] << 32);
+  if ((value >> 32) != TIMER_TAG) return 0;
+  uint32_t slot = (uint32_t)value;
+  if (slot >= TIMER_SLOTS) return 1;
+  int guest_signal = timer_signal_of[slot];
+  if (guest_signal <= 0) return 1; /* disarmed or deleted meanwhile */
+  /* A guest signal whose action is the default "terminate"/"stop" acts at once, as in the bridge. */
+  uint64_t bit = 1ULL << (guest_signal - 1);
+  if (immediate[0] & bit) host_die_by_signal(guest_signal);
+  if (immediate[1] & bit) {
+    kill(getpid(), 19 /* SIGSTOP */);
+    return 1;
+  }
+  timer_counts[slot] += 1 + (uint32_t)(si[5] > 0 ? si[5] : 0);
+  timer_pending[slot / 64] |= 1ULL << (slot % 64);
+  signal_flag = 1;
+  return 1;
+}
+
+/*
+ * Make sure TIMER_SIGNAL reaches the bridge even when the runtime does not catch host signals (a runtime
+ * inside a test process): its handler is installed once and stays (uninstall keeps it: a timer may still be
+ * armed). 0 or -errno.
+ */
+long host_timers_enable(void) {
+  if (!main_thread) main_thread = syscall(HOST_SYS_gettid);
+  if (!(caught_set[0] & TIMER_BIT)) {
+    struct host_sigaction action;
+    make_action(&action, (void *)bridge_handler, HOST_SA_SIGINFO | HOST_SA_ONSTACK, caught_set[0] | TIMER_BIT);
+    if (sigaction(TIMER_SIGNAL, &action, &previous_actions[TIMER_SIGNAL]) != 0) return -(long)HOST_ERRNO;
+    caught_set[0] |= TIMER_BIT;
+  }
+  timers_enabled = 1;
+  return 0;
+}
+
+/* A host timer on `clock` for guest timer `slot`: signalling `guest_signal` (0: SIGEV_NONE). Its id or -errno. */
+long host_timer_create(int clock, int slot, int guest_signal) {
+  if (slot < 0 || slot >= TIMER_SLOTS) return -22; /* EINVAL */
+  uint8_t event[64];
+  for (int i = 0; i < 64; i++) event[i] = 0;
+  if (guest_signal > 0) {
+    *(uint64_t *)event = (TIMER_TAG << 32) | (uint32_t)slot; /* sigev_value */
+    *(int32_t *)(event + 8) = TIMER_SIGNAL;                  /* sigev_signo */
+    *(int32_t *)(event + 12) = HOST_SIGEV_THREAD_ID;         /* sigev_notify */
+    *(int32_t *)(event + 16) = (int32_t)main_thread;         /* sigev_notify_thread_id */
+  } else {
+    *(int32_t *)(event + 12) = HOST_SIGEV_NONE;
+  }
+  int id = -1;
+  if (syscall(HOST_SYS_timer_create, clock, event, &id) != 0) return -(long)HOST_ERRNO;
+  timer_signal_of[slot] = guest_signal;
+  return id;
+}
+/* (Re-)arm or disarm the host timer of `slot`: the slot's untaken expiries are dropped first, with the timer
+ * signal blocked so that nothing of the old arming slips in (the kernel drops the old arming's own pending
+ * signal) and nothing of the new one is lost (it may expire at once). */
+long host_timer_settime(int id, int slot, int flags, const void *value, void *old) {
+  if (slot < 0 || slot >= TIMER_SLOTS) return -22;
+  uint64_t mask[16];
+  pthread_sigmask(HOST_SIG_BLOCK, caught_set, mask);
+  timer_counts[slot] = 0;
+  timer_pending[slot / 64] &= ~(1ULL << (slot % 64));
+  long result = RET(syscall(HOST_SYS_timer_settime, id, flags, value, old));
+  pthread_sigmask(HOST_SIG_SETMASK, mask, 0);
+  return result;
+}
+long host_timer_gettime(int id, void *value) { return RET(syscall(HOST_SYS_timer_gettime, id, value)); }
+long host_timer_delete(int id) { return RET(syscall(HOST_SYS_timer_delete, id)); }
+
+/* A deleted timer's slot: its untaken expiries are dropped and it signals nothing any more. */
+long host_timer_forget(int slot) {
+  if (slot < 0 || slot >= TIMER_SLOTS) return -22;
+  uint64_t old[16];
+  pthread_sigmask(HOST_SIG_BLOCK, caught_set, old);
+  timer_counts[slot] = 0;
+  timer_pending[slot / 64] &= ~(1ULL << (slot % 64));
+  timer_signal_of[slot] = 0;
+  pthread_sigmask(HOST_SIG_SETMASK, old, 0);
+  return 0;
+}
+
+/* A forked child: its parent's timers are not its own (the host's were not inherited either). */
+long host_timers_reset(void) {
+  uint64_t old[16];
+  pthread_sigmask(HOST_SIG_BLOCK, caught_set, old);
+  for (int i = 0; i < TIMER_SLOTS; i++) {
+    timer_counts[i] = 0;
+    timer_signal_of[i] = 0;
+  }
+  for (int i = 0; i < TIMER_SLOTS / 64; i++) timer_pending[i] = 0;
+  pthread_sigmask(HOST_SIG_SETMASK, old, 0);
+  return 0;
+}
+
+/* Move the expiry counts out as (u32 slot, u32 count) pairs, at most `max`; returns how many. */
+long host_timers_take(uint32_t *out, int max) {
+  uint64_t old[16];
+  pthread_sigmask(HOST_SIG_BLOCK, caught_set, old);
+  long n = 0;
+  for (int word = 0; word < TIMER_SLOTS / 64 && n < max; word++) {
+    for (int bit = 0; bit < 64 && timer_pending[word] && n < max; bit++) {
+      if (!(timer_pending[word] & (1ULL << bit))) continue;
+      int slot = word * 64 + bit;
+      out[2 * n] = (uint32_t)slot;
+      out[2 * n + 1] = timer_counts[slot];
+      timer_counts[slot] = 0;
+      timer_pending[word] &= ~(1ULL << bit);
+      n++;
+    }
+  }
+  pthread_sigmask(HOST_SIG_SETMASK, old, 0);
+  return n;
+}

@@ -31,19 +31,28 @@ import {
   WAITID_KNOWN,
   WCONTINUED,
   WEXITED,
+  WNOHANG,
+  WNOWAIT,
   WSTOPPED,
 } from "../abi/clone.ts";
-import { EACCES, EFAULT, EINTR, EINVAL, ENOSYS, EPERM, ESRCH } from "../abi/errno.ts";
+import { EACCES, EAGAIN, EFAULT, EINTR, EINVAL, ENOSYS, EPERM, ESRCH } from "../abi/errno.ts";
 import { NSIG, SIGCHLD, SIGSET_SIZE, UNBLOCKABLE_MASK } from "../abi/signal.ts";
-import { RUSAGE } from "../abi/structs.ts";
+import { RUSAGE, TIMESPEC } from "../abi/structs.ts";
 import { NR } from "../abi/syscalls.ts";
 import type { SyscallArgs, SyscallContext, SyscallHandler } from "../context.ts";
 import type { Dispatcher } from "../dispatch.ts";
 import { SCRATCH_GENERAL } from "../host/host.ts";
 import { SI_TKILL, SI_USER } from "../signals/abi.ts";
-import type { RegisterAccess, SignalDelivery } from "../signals/delivery.ts";
+import { type RegisterAccess, type SignalDelivery, writeSiginfo } from "../signals/delivery.ts";
 import type { HostSignalBridge } from "./host-signals.ts";
-import { cloneThread, registerThreadHandlers, type ThreadSpawner } from "./threads.ts";
+import {
+  cloneThread,
+  parkForSignal,
+  parkOnSignals,
+  parkUntilChild,
+  registerThreadHandlers,
+  type ThreadSpawner,
+} from "./threads.ts";
 
 /** What the runtime's owner provides: the host fork with the backend prepared for it. */
 export interface ForkProvider {
@@ -66,6 +75,8 @@ export interface ProcessControlDependencies {
 
 /** siginfo for waitid: the host's layout is Linux's (x86_64 and arm64 agree on every SIGCHLD field). */
 const SIGINFO_SIZE = 128;
+/** siginfo_t's si_pid (SIGCHLD layout). */
+const SIGINFO_PID = 16;
 
 interface CloneRequest {
   flags: number;
@@ -252,8 +263,32 @@ export function registerProcessControl(dispatcher: Dispatcher, deps: ProcessCont
     const fault = status < 0 || rusage < 0;
     if (status < 0) status = scratch;
     if (rusage < 0) rusage = scratch + 64;
-    const result = ctx.host.sym.host_wait4(args.int(0), status, options, rusage);
+    const pid = args.int(0);
+    if (mustPark(ctx, options)) {
+      // wait4's pid as waitid's (idtype, id): < -1 a group, -1 any child, 0 our group, > 0 one child.
+      const [idtype, id] =
+        pid < -1 ? [P_PGID, -pid] : pid === -1 ? [P_ALL, 0] : pid === 0 ? [P_PGID, 0] : [P_PID, pid];
+      const probe = childWaiting(ctx, idtype, id, (options & ~WNOHANG) | WEXITED);
+      if (probe === 0) return parkUntilChild(ctx, args.raw(0));
+    }
+    const result = ctx.host.sym.host_wait4(pid, status, options, rusage);
     return fault && result > 0 ? -EFAULT : result;
+  };
+
+  /** With other threads to run, a wait for a child that would block parks only its thread. */
+  const mustPark = (ctx: SyscallContext, options: number): boolean =>
+    ctx.process.threads.size > 1 && (options & WNOHANG) === 0;
+
+  /**
+   * Whether a child matching the wait is ready now (1), none is (0), or the wait fails anyway (-errno: the
+   * real call then reports it): a WNOHANG|WNOWAIT waitid that reaps nothing.
+   */
+  const childWaiting = (ctx: SyscallContext, idtype: number, id: number, options: number): number => {
+    const info = ctx.host.scratchAddress + SCRATCH_GENERAL;
+    ctx.host.scratch.fill(0, SCRATCH_GENERAL, SCRATCH_GENERAL + SIGINFO_SIZE);
+    const result = ctx.host.sym.host_waitid(idtype, id, info, options | WNOHANG | WNOWAIT, 0);
+    if (result < 0) return result;
+    return ctx.host.scratchView.getInt32(SCRATCH_GENERAL + SIGINFO_PID, true) !== 0 ? 1 : 0;
   };
 
   /** waitid(idtype, id, infop, options, rusage). */
@@ -274,6 +309,8 @@ export function registerProcessControl(dispatcher: Dispatcher, deps: ProcessCont
     if (info < 0) return -EFAULT;
     const rusage = rusageAddress === 0 ? 0 : ctx.memory.hostPointer(rusageAddress, RUSAGE.size, true);
     if (rusage < 0) return -EFAULT;
+    if (mustPark(ctx, options) && childWaiting(ctx, idtype, id, options) === 0)
+      return parkUntilChild(ctx, args.raw(0));
     return ctx.host.sym.host_waitid(idtype, id, info, options, rusage);
   };
 
@@ -288,7 +325,7 @@ export function registerProcessControl(dispatcher: Dispatcher, deps: ProcessCont
     if (signal < 0 || signal > NSIG) return -EINVAL;
     const process = ctx.process;
     if (pid === process.pid) {
-      if (signal !== 0) signals.raise({ signal, code: SI_USER, pid: process.pid, uid: process.uid });
+      if (signal !== 0) signals.raiseProcess({ signal, code: SI_USER, pid: process.pid, uid: process.uid });
       return 0;
     }
     if (pid === -2147483648) return -ESRCH;
@@ -357,6 +394,14 @@ export function registerProcessControl(dispatcher: Dispatcher, deps: ProcessCont
     const thread = ctx.process.currentThread;
     const saved = thread.blocked;
     thread.blocked = mask & ~UNBLOCKABLE_MASK;
+    if (ctx.process.threads.size > 1) {
+      // Only this thread waits: the scheduler ends its wait with EINTR once a signal its mask lets through is
+      // pending for it; the handler's frame saves the old mask.
+      bridge.pullInto(signals, ctx.process);
+      thread.savedMask = saved;
+      if (signals.hasDeliverable()) return -EINTR;
+      return parkForSignal(ctx);
+    }
     for (;;) {
       bridge.pullInto(signals, ctx.process);
       if (signals.hasDeliverable()) break;
@@ -369,6 +414,63 @@ export function registerProcessControl(dispatcher: Dispatcher, deps: ProcessCont
     }
     thread.savedMask = saved;
     return -EINTR;
+  };
+
+  /**
+   * rt_sigtimedwait(set, info, timeout, size): take a pending signal of `set` (the thread's own first, then the
+   * process's) without running its handler; wait for one up to `timeout` (-EAGAIN), or until a signal outside
+   * the set that is not blocked arrives (its handler runs: -EINTR).
+   */
+  const rtSigtimedwait: SyscallHandler = (args, ctx) => {
+    if (args.ulong(3) !== SIGSET_SIZE) return -EINVAL;
+    const set = ctx.memory.readU64Big(args.ptr(0));
+    if (typeof set === "number") return -EFAULT;
+    const wanted = set & ~UNBLOCKABLE_MASK;
+    let waitMs = Number.POSITIVE_INFINITY;
+    const timeoutAddress = args.ptr(2);
+    if (timeoutAddress !== 0) {
+      if (!ctx.memory.check(timeoutAddress, TIMESPEC.size, false)) return -EFAULT;
+      const sec = ctx.memory.readI64(timeoutAddress + TIMESPEC.sec);
+      const nsec = ctx.memory.readI64(timeoutAddress + TIMESPEC.nsec);
+      if (sec < 0 || nsec < 0 || nsec >= 1_000_000_000) return -EINVAL;
+      waitMs = sec * 1000 + nsec / 1e6;
+    }
+    const infoAddress = args.ptr(1);
+    const take = (): number | null => {
+      const info = signals.dequeue(wanted);
+      if (info === null) return null;
+      if (infoAddress !== 0) {
+        const out = ctx.memory.viewBytes(infoAddress, SIGINFO_SIZE, true);
+        if (typeof out === "number") return -EFAULT; // taken all the same, as Linux's copy_siginfo_to_user fails
+        writeSiginfo(out, info);
+      }
+      return info.signal;
+    };
+    bridge.pullInto(signals, ctx.process);
+    const now = take();
+    if (now !== null) return now;
+    if (waitMs === 0) return -EAGAIN;
+    if (ctx.process.threads.size > 1) {
+      const deadline = waitMs === Number.POSITIVE_INFINITY ? 0 : performance.now() + waitMs;
+      return parkOnSignals(ctx, wanted, args.raw(0), deadline);
+    }
+    if (!bridge.active) {
+      trace?.("[guest] rt_sigtimedwait: no signal can arrive (host signals are not caught here)");
+      if (waitMs === Number.POSITIVE_INFINITY) return -EINTR;
+      Bun.sleepSync(waitMs);
+      return -EAGAIN;
+    }
+    const end = performance.now() + waitMs;
+    for (;;) {
+      if (signals.hasDeliverable()) return -EINTR; // a handler to run: the wait ends
+      const remaining = end - performance.now();
+      if (remaining <= 0) return -EAGAIN;
+      if (remaining === Number.POSITIVE_INFINITY) bridge.waitForAny();
+      else bridge.waitFor(remaining);
+      bridge.pullInto(signals, ctx.process);
+      const got = take();
+      if (got !== null) return got;
+    }
   };
 
   registerThreadHandlers(dispatcher);
@@ -384,4 +486,5 @@ export function registerProcessControl(dispatcher: Dispatcher, deps: ProcessCont
   dispatcher.registerHandler(NR.setpgid, "setpgid", setpgid);
   dispatcher.registerHandler(NR.setsid, "setsid", setsid);
   dispatcher.registerHandler(NR.rt_sigsuspend, "rt_sigsuspend", rtSigsuspend);
+  dispatcher.registerHandler(NR.rt_sigtimedwait, "rt_sigtimedwait", rtSigtimedwait);
 }

@@ -14,6 +14,7 @@
  */
 import { type Pointer, toArrayBuffer } from "bun:ffi";
 import { SA_NOCLDSTOP, SA_NOCLDWAIT, SIGCHLD } from "../abi/signal.ts";
+import { deliverTimerExpiries } from "../handlers/timers.ts";
 import { type Host, SCRATCH_GENERAL } from "../host/host.ts";
 import type { ProcessState } from "../process.ts";
 import { CLD_CONTINUED, CLD_STOPPED, defaultAction, SIG_DFL, SIG_IGN } from "../signals/abi.ts";
@@ -58,9 +59,18 @@ export class HostSignalBridge {
     return result;
   }
 
+  /**
+   * A word the bridge sets whenever it records a signal (the vCPU's interrupt word: a guest running code
+   * without syscalls then stops at its next block boundary and gets its handler at once). 0: none.
+   */
+  setInterruptWord(address: number): void {
+    this.host.sym.host_signals_kick_word(address);
+  }
+
   /** Restore the dispositions install() replaced and forget the kick (the runtime is closing). */
   uninstall(): void {
     if (!this.installed) return;
+    this.setInterruptWord(0); // its memory goes with the vCPU
     this.host.sym.host_signals_uninstall();
     this.installed = false;
     this.seenBlocked = -1n;
@@ -128,11 +138,14 @@ export class HostSignalBridge {
 
   /**
    * Raise what was recorded as guest signals. Like Linux's sig_ignored(), a signal the guest ignores (SIG_IGN,
-   * or SIG_DFL whose default is to ignore) and does not block is dropped at once. Returns how many were taken.
+   * or SIG_DFL whose default is to ignore) and does not block is dropped at once. Then the guest timers'
+   * expiries. Returns how many records were taken (signals and expired timers).
    */
   pullInto(signals: SignalDelivery, process: ProcessState): number {
+    const flagged = this.flag[0] !== 0;
     const taken = this.take();
     for (const record of taken) {
+      if (record.signal === SIGCHLD) process.childEvents++;
       const handler = process.signalActions.handler(record.signal);
       const blocked = (process.currentThread.blocked >> BigInt(record.signal - 1)) & 1n;
       const ignored =
@@ -148,7 +161,7 @@ export class HostSignalBridge {
       ) {
         continue;
       }
-      signals.raise({
+      signals.raiseProcess({
         signal: record.signal,
         code: record.code,
         pid: record.pid,
@@ -156,7 +169,9 @@ export class HostSignalBridge {
         status: record.signal === SIGCHLD ? record.status : undefined,
       });
     }
-    return taken.length;
+    // Guest POSIX timers' expiries come through the same flag (see handlers/timers.ts).
+    const expired = deliverTimerExpiries(signals, process, this.host, flagged);
+    return taken.length + expired;
   }
 
   /** Mirror the guest's SIGCHLD disposition where the host kernel acts on it (auto-reaping). */
@@ -177,6 +192,15 @@ export class HostSignalBridge {
   /** Sleep until a caught host signal is recorded (no lost wake-up: see host_signals_wait). */
   waitForAny(): void {
     this.host.sym.host_signals_wait();
+  }
+
+  /** waitForAny for at most `ms` milliseconds. */
+  waitFor(ms: number): void {
+    const view = this.host.scratchView;
+    const whole = Math.max(0, ms);
+    view.setBigInt64(SCRATCH_GENERAL, BigInt(Math.floor(whole / 1000)), true);
+    view.setBigInt64(SCRATCH_GENERAL + 8, BigInt(Math.floor((whole % 1000) * 1e6)), true);
+    this.host.sym.host_signals_wait_timeout(this.host.scratchAddress + SCRATCH_GENERAL);
   }
 }
 

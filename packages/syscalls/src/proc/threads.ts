@@ -9,8 +9,11 @@
  * A read/readv/write/writev that would block (an empty or full pipe, a terminal) blocks only its thread: it
  * waits for the fd to be ready and then re-issues the syscall.
  *
- * Not yet (the threads issue): other blocking host calls (pause, ppoll, wait4) still stop every thread; per-thread
- * alternate signal stacks; shared futexes between a multi-threaded process and another process.
+ * ppoll/pselect6, rt_sigsuspend, rt_sigtimedwait, futex_waitv and wait4/waitid park only their thread as well
+ * (parkOnPoll, parkForSignal, parkOnSignals, parkUntilChild).
+ *
+ * Not yet (the threads issue): a pipe write larger than the room left blocks the engine; shared futexes
+ * between a multi-threaded process and another process are not met (the waits here are the runtime's).
  */
 import {
   CLONE_CHILD_CLEARTID,
@@ -21,7 +24,7 @@ import {
   CLONE_THREAD,
   CLONE_VM,
 } from "../abi/clone.ts";
-import { EAGAIN, EFAULT, EINVAL, ENOSYS, ETIMEDOUT } from "../abi/errno.ts";
+import { EAGAIN, EFAULT, EINTR, EINVAL, ENOSYS, ETIMEDOUT } from "../abi/errno.ts";
 import { F_GETFL, O_NONBLOCK } from "../abi/fcntl.ts";
 import {
   FUTEX_CLOCK_REALTIME,
@@ -30,9 +33,14 @@ import {
   FUTEX_REQUEUE,
   FUTEX_WAIT,
   FUTEX_WAIT_BITSET,
+  FUTEX_WAITV,
+  FUTEX_WAITV_MAX,
   FUTEX_WAKE,
   FUTEX_WAKE_BITSET,
   FUTEX_WAKE_OP,
+  FUTEX2_SIZE_MASK,
+  FUTEX2_SIZE_U32,
+  FUTEX2_VALID_MASK,
 } from "../abi/futex.ts";
 import { POLLFD, POLLIN, POLLOUT } from "../abi/poll.ts";
 import { TIMESPEC } from "../abi/structs.ts";
@@ -42,6 +50,7 @@ import type { Dispatcher } from "../dispatch.ts";
 import { futex as hostFutex } from "../handlers/futex.ts";
 import { type Host, SCRATCH_GENERAL } from "../host/host.ts";
 import { type ProcessState, ThreadState } from "../process.ts";
+import { exitRobustList } from "./robust.ts";
 
 const SWITCH: SyscallResult = { control: "switch-thread" };
 /** Thread ids: the pid plus a counter (a guest sees distinct tids; they are not host tids). */
@@ -69,17 +78,21 @@ function wouldNotBlock(ctx: SyscallContext, hostFd: number, events: number): boo
  */
 export function pollBlockedThreads(process: ProcessState, host: Host, timeoutMs: number): number {
   const waiting = [...process.threads.values()].filter(
-    (thread) => thread.run === "blocked" && thread.waitFd >= 0,
+    (thread) => thread.run === "blocked" && thread.waitPoll !== null,
   );
   if (waiting.length === 0) return 0;
   const view = host.scratchView;
   const base = SCRATCH_GENERAL;
-  const timeoutAt = base + waiting.length * POLLFD.size;
-  waiting.forEach((thread, i) => {
-    view.setInt32(base + i * POLLFD.size + POLLFD.fd, thread.waitFd, true);
-    view.setInt16(base + i * POLLFD.size + POLLFD.events, thread.waitEvents, true);
-    view.setInt16(base + i * POLLFD.size + POLLFD.revents, 0, true);
-  });
+  let count = 0;
+  for (const thread of waiting) {
+    for (const { fd, events } of thread.waitPoll!) {
+      const at = base + count++ * POLLFD.size;
+      view.setInt32(at + POLLFD.fd, fd, true);
+      view.setInt16(at + POLLFD.events, events, true);
+      view.setInt16(at + POLLFD.revents, 0, true);
+    }
+  }
+  const timeoutAt = base + count * POLLFD.size;
   let timeout = 0;
   if (timeoutMs !== Number.POSITIVE_INFINITY) {
     const ms = Math.max(0, timeoutMs);
@@ -87,20 +100,27 @@ export function pollBlockedThreads(process: ProcessState, host: Host, timeoutMs:
     view.setBigInt64(timeoutAt + 8, BigInt(Math.floor((ms % 1000) * 1e6)), true);
     timeout = host.scratchAddress + timeoutAt;
   }
-  const ready = host.sym.host_ppoll(host.scratchAddress + base, waiting.length, timeout);
+  const ready = host.sym.host_ppoll(host.scratchAddress + base, count, timeout);
   if (ready <= 0) return 0;
   let woken = 0;
-  waiting.forEach((thread, i) => {
-    if (view.getInt16(base + i * POLLFD.size + POLLFD.revents, true) === 0) return;
+  let index = 0;
+  for (const thread of waiting) {
+    let any = false;
+    for (const _ of thread.waitPoll!) {
+      if (view.getInt16(base + index++ * POLLFD.size + POLLFD.revents, true) !== 0) any = true;
+    }
+    if (!any) continue;
     thread.wake(null); // issues its call again
     woken++;
-  });
+  }
   return woken;
 }
 
 /**
  * Park the current thread until `hostFd` is ready for `events` (then it re-issues its syscall, X0 = `x0`) or
- * until `deadline` (then the syscall returns 0: "nothing happened in time"; 0 = no deadline).
+ * until `deadline` (then the syscall returns 0: "nothing happened in time"; 0 = no deadline). `restartable`:
+ * a signal whose handler has SA_RESTART issues the call again after the handler (read, write) instead of
+ * ending it with EINTR (epoll_wait, never restarted).
  */
 export function parkOnFd(
   ctx: SyscallContext,
@@ -108,24 +128,107 @@ export function parkOnFd(
   events: number,
   x0: bigint,
   deadline = 0,
+  restartable = false,
 ): SyscallResult {
   const thread = ctx.process.currentThread;
   thread.run = "blocked";
-  thread.waitFd = hostFd;
-  thread.waitEvents = events;
+  thread.restartable = restartable;
+  thread.waitPoll = [{ fd: hostFd, events }];
   thread.restartX0 = x0;
   thread.deadline = deadline;
   thread.wakeResult = 0;
   return SWITCH;
 }
 
+/**
+ * Park a ppoll/pselect6 that found nothing ready: until one of `waits` is ready or `deadline` (0: none), it is
+ * issued again either way (see ThreadState.restartAtDeadline); `mask` (its sigmask argument) is the thread's
+ * mask meanwhile, the old one kept as Linux's saved mask so a handler that interrupts the wait restores it.
+ */
+export function parkOnPoll(
+  ctx: SyscallContext,
+  waits: Array<{ fd: number; events: number }>,
+  x0: bigint,
+  deadline: number,
+  timeoutAddress: number,
+  mask: bigint | null,
+): SyscallResult {
+  const thread = ctx.process.currentThread;
+  thread.run = "blocked";
+  thread.waitPoll = waits;
+  thread.restartX0 = x0;
+  thread.deadline = deadline;
+  thread.restartAtDeadline = true;
+  thread.rewriteTimeout = deadline > 0 ? timeoutAddress : 0;
+  thread.restartDeadline = deadline;
+  thread.wakeResult = -EINTR; // only a signal ends it with a result
+  if (mask !== null) {
+    thread.savedMask = thread.blocked;
+    thread.blocked = mask;
+  }
+  return SWITCH;
+}
+
+/**
+ * Park the current thread until a signal of `set` is pending for it (then it issues its call again, X0 = `x0`)
+ * or until `deadline` (performance.now() ms; 0: none), when the call returns -EAGAIN (rt_sigtimedwait).
+ */
+export function parkOnSignals(ctx: SyscallContext, set: bigint, x0: bigint, deadline: number): SyscallResult {
+  const thread = ctx.process.currentThread;
+  thread.run = "blocked";
+  thread.waitSignals = set;
+  thread.restartX0 = x0;
+  thread.deadline = deadline;
+  thread.wakeResult = -EAGAIN;
+  return SWITCH;
+}
+
+/**
+ * Park the current thread in wait4/waitid until a child changes state (a SIGCHLD reaches the process: see
+ * ProcessState.childEvents); it then issues its call again, which finds the child or parks once more.
+ */
+export function parkUntilChild(ctx: SyscallContext, x0: bigint): SyscallResult {
+  const thread = ctx.process.currentThread;
+  thread.run = "blocked";
+  thread.waitChildEvents = ctx.process.childEvents;
+  thread.restartable = true;
+  thread.restartX0 = x0;
+  thread.deadline = 0;
+  thread.wakeResult = -EINTR;
+  return SWITCH;
+}
+
+/** Park the current thread until a signal its mask lets through is pending (rt_sigsuspend): it returns -EINTR. */
+export function parkForSignal(ctx: SyscallContext): SyscallResult {
+  const thread = ctx.process.currentThread;
+  thread.run = "blocked";
+  thread.deadline = 0;
+  thread.wakeResult = -EINTR;
+  return SWITCH;
+}
+
 /** Wake up to `count` threads blocked on `key` whose bitset meets `bitset`; returns how many. */
 export function wakeWaiters(ctx: SyscallContext, key: number, count: number, bitset = 0xffff_ffff): number {
+  return wakeThreadsOn(ctx.process, key, count, bitset);
+}
+
+/** wakeWaiters for a process. */
+export function wakeThreadsOn(
+  process: ProcessState,
+  key: number,
+  count: number,
+  bitset = 0xffff_ffff,
+): number {
   let woken = 0;
-  for (const thread of ctx.process.threads.values()) {
+  for (const thread of process.threads.values()) {
     if (woken >= count) break;
-    if (thread.run !== "blocked" || thread.waitKey !== key || !(thread.waitBitset & bitset)) continue;
-    thread.wake(0);
+    if (thread.run !== "blocked") continue;
+    if (thread.waitKey === key && thread.waitBitset & bitset) thread.wake(0);
+    else {
+      const index = thread.waitKeys?.indexOf(key) ?? -1; // futex_waitv: it returns the index woken
+      if (index < 0) continue;
+      thread.wake(index);
+    }
     woken++;
   }
   return woken;
@@ -257,6 +360,67 @@ function threadFutex(args: SyscallArgs, ctx: SyscallContext): SyscallResult {
   }
 }
 
+/**
+ * futex_waitv(waiters, count, flags, timeout, clockid): wait on up to 128 u32 futexes at once (an absolute
+ * timeout on CLOCK_MONOTONIC or CLOCK_REALTIME); returns the index of the one woken, -EAGAIN if a word no
+ * longer holds its value, -ETIMEDOUT. With one thread it is the host's (other processes may wake it).
+ */
+function futexWaitv(args: SyscallArgs, ctx: SyscallContext): SyscallResult {
+  const address = args.ptr(0);
+  const count = args.uint(1);
+  const timeout = args.ptr(3);
+  const clockid = args.int(4);
+  if (args.uint(2) !== 0 || count === 0 || count > FUTEX_WAITV_MAX || address === 0) return -EINVAL;
+  const memory = ctx.memory;
+  let deadline = 0;
+  if (timeout !== 0) {
+    if (clockid !== CLOCK_REALTIME && clockid !== CLOCK_MONOTONIC) return -EINVAL;
+    deadline = deadlineOf(ctx, timeout, true, clockid === CLOCK_REALTIME);
+    if (deadline < 0) return deadline;
+  }
+  const words: Array<{ address: number; value: number; flags: number }> = [];
+  for (let i = 0; i < count; i++) {
+    const entry = address + i * FUTEX_WAITV.size;
+    if (!memory.check(entry, FUTEX_WAITV.size, false)) return -EFAULT;
+    const value = memory.readU64(entry + FUTEX_WAITV.val);
+    const word = memory.readU64(entry + FUTEX_WAITV.uaddr);
+    const flags = memory.readU32(entry + FUTEX_WAITV.flags);
+    if (flags & ~FUTEX2_VALID_MASK || memory.readU32(entry + FUTEX_WAITV.reserved) !== 0) return -EINVAL;
+    if ((flags & FUTEX2_SIZE_MASK) !== FUTEX2_SIZE_U32 || value > 0xffff_ffff) return -EINVAL;
+    if (word % 4 !== 0) return -EINVAL;
+    words.push({ address: word, value, flags });
+  }
+  for (const { address: word, value } of words) {
+    if (!memory.check(word, 4, false)) return -EFAULT;
+    if (memory.readU32(word) !== value) return -EAGAIN;
+  }
+  if (ctx.process.threads.size > 1) {
+    const thread = ctx.process.currentThread;
+    thread.run = "blocked";
+    thread.waitKeys = words.map((word) => word.address);
+    thread.deadline = deadline;
+    thread.wakeResult = -ETIMEDOUT;
+    return SWITCH;
+  }
+  // One thread: the host's futex_waitv over the words' host addresses, built in scratch.
+  const view = ctx.host.scratchView;
+  for (const [i, { address: word, value, flags }] of words.entries()) {
+    const at = SCRATCH_GENERAL + i * FUTEX_WAITV.size;
+    view.setBigUint64(at + FUTEX_WAITV.val, BigInt(value), true);
+    view.setBigUint64(at + FUTEX_WAITV.uaddr, BigInt(memory.hostPointer(word, 4, false)), true);
+    view.setUint32(at + FUTEX_WAITV.flags, flags, true);
+    view.setUint32(at + FUTEX_WAITV.reserved, 0, true);
+  }
+  const hostTimeout = timeout === 0 ? 0 : memory.hostPointer(timeout, TIMESPEC.size, false);
+  return ctx.host.sym.host_futex_waitv(
+    ctx.host.scratchAddress + SCRATCH_GENERAL,
+    count,
+    0,
+    hostTimeout,
+    clockid,
+  );
+}
+
 export interface ThreadSpawner {
   /** Make `child` runnable with a copy of the calling thread's registers (X0 = 0, `sp`, `tls` applied). */
   spawn(child: ThreadState, sp: bigint, tls: bigint | null): void;
@@ -280,6 +444,7 @@ export function cloneThread(
   while (process.threads.has(tid)) tid = process.pid + nextTidOffset++;
   const child = new ThreadState(tid);
   child.blocked = parent.blocked;
+  child.affinity = parent.affinity;
   child.comm.set(parent.comm);
   if (flags & CLONE_CHILD_CLEARTID) child.clearChildTid = request.childTid;
   if (flags & CLONE_PARENT_SETTID && ctx.memory.writeU32(request.parentTid, tid) < 0) return -EFAULT;
@@ -300,6 +465,10 @@ export function registerThreadHandlers(dispatcher: Dispatcher): void {
     const status = args.int(0) & 0xff;
     if (process.threads.size <= 1) return { control: "exit", status, group: false };
     const thread = process.currentThread;
+    exitRobustList(
+      { memory: ctx.memory, host: ctx.host, wakeLocal: (address, count) => wakeWaiters(ctx, address, count) },
+      thread,
+    );
     if (thread.clearChildTid !== 0 && ctx.memory.writeU32(thread.clearChildTid, 0) >= 0) {
       wakeWaiters(ctx, thread.clearChildTid, 1);
     }
@@ -343,7 +512,7 @@ export function registerThreadHandlers(dispatcher: Dispatcher): void {
       if (ctx.process.threads.size <= 1) return handler(args, ctx);
       const entry = ctx.process.fds.get(args.int(0));
       if (entry === undefined || wouldNotBlock(ctx, entry.hostFd, events)) return handler(args, ctx);
-      return parkOnFd(ctx, entry.hostFd, events, args.raw(0));
+      return parkOnFd(ctx, entry.hostFd, events, args.raw(0), 0, true);
     });
   };
   parkUntilReady(NR.read, "read", POLLIN);
@@ -354,6 +523,7 @@ export function registerThreadHandlers(dispatcher: Dispatcher): void {
   parkUntilReady(NR.writev, "writev", POLLOUT);
 
   dispatcher.registerHandler(NR.futex, "futex", futex);
+  dispatcher.registerHandler(NR.futex_waitv, "futex_waitv", futexWaitv);
   dispatcher.registerHandler(NR.exit, "exit", exit);
   dispatcher.registerHandler(NR.sched_yield, "sched_yield", schedYield);
   if (original.nanosleep) dispatcher.registerHandler(NR.nanosleep, "nanosleep", nanosleep);

@@ -3,11 +3,13 @@
  * FPSIMD record and, for faults, an ESR record) built on the thread's stack or its alternate stack, a frame
  * record {x29, x30} above it, and the registers set for the handler (x0 = signo, x1/x2 = info/uc with
  * SA_SIGINFO, sp = frame, x29 = frame record, x30 = sa_restorer, pc = handler). rt_sigreturn undoes it.
- * Single-threaded for now: the thread is process.currentThread; the alternate stack is kept here.
+ * The thread is process.currentThread; each thread has its own pending set, mask and alternate stack. Signals
+ * sent to the process (kill, rt_sigqueueinfo, other processes' signals) wait in the process's shared set for
+ * whichever thread does not block them, as Linux's complete_signal() picks one.
  */
 import type { GeneralRegister } from "@guest/hvf-bindings";
 import type { GuestMemory } from "../memory.ts";
-import type { ProcessState, ThreadState } from "../process.ts";
+import type { AltStack, ProcessState, ThreadState } from "../process.ts";
 import {
   defaultAction,
   ESR_CONTEXT_SIZE,
@@ -73,11 +75,36 @@ const UNBLOCKABLE = (1n << BigInt(SIGKILL - 1)) | (1n << BigInt(SIGSTOP - 1));
 const bit = (signal: number): bigint => 1n << BigInt(signal - 1);
 const GENERAL: GeneralRegister[] = Array.from({ length: 31 }, (_, i) => `x${i}` as GeneralRegister);
 
+/** The guest's siginfo_t for `info` into `out` (SIGINFO_SIZE bytes, zeroed first). */
+export function writeSiginfo(out: Uint8Array, info: SignalInfo): void {
+  out.fill(0, 0, SIGINFO_SIZE);
+  const view = new DataView(out.buffer, out.byteOffset, SIGINFO_SIZE);
+  if (info.raw) {
+    out.set(info.raw.subarray(0, SIGINFO_SIZE)); // as given by the sender
+    view.setInt32(SIGINFO.signo, info.signal, true);
+    return;
+  }
+  view.setInt32(SIGINFO.signo, info.signal, true);
+  view.setInt32(SIGINFO.code, info.code, true);
+  if (info.address !== undefined) view.setBigUint64(SIGINFO.addr, BigInt(info.address), true);
+  else if (info.pid !== undefined) {
+    view.setInt32(SIGINFO.pid, info.pid, true);
+    view.setUint32(SIGINFO.uid, info.uid ?? 0, true);
+    if (info.status !== undefined) view.setInt32(SIGINFO.status, info.status, true);
+  }
+}
+
 export class SignalDelivery {
-  /** sigaltstack state: ss_sp, ss_size, and SS_DISABLE / SS_AUTODISARM flags. */
-  altStack = { sp: 0n, size: 0n, flags: SS_DISABLE };
-  /** siginfo of pending (not yet delivered) signals, by number. */
-  private readonly pendingInfo = new Map<number, SignalInfo>();
+  /** The current thread's sigaltstack state: ss_sp, ss_size, and SS_DISABLE / SS_AUTODISARM flags. */
+  get altStack(): AltStack {
+    return this.thread.altStack;
+  }
+  set altStack(value: AltStack) {
+    this.thread.altStack = value;
+  }
+  /** siginfo of pending (not yet delivered) signals, by thread and number; the process's shared ones apart. */
+  private readonly threadInfo = new WeakMap<ThreadState, Map<number, SignalInfo>>();
+  private readonly sharedInfo = new Map<number, SignalInfo>();
   /** Cheap hot-path test (a boolean, no BigInt work): some signal is pending, maybe blocked. */
   anyPending = false;
   /**
@@ -105,20 +132,74 @@ export class SignalDelivery {
   raiseOn(thread: ThreadState, info: SignalInfo): void {
     if (thread.pending & bit(info.signal)) return; // standard signals do not queue
     thread.pending |= bit(info.signal);
-    this.pendingInfo.set(info.signal, info);
+    this.infoOf(thread).set(info.signal, info);
     if (thread === this.thread) this.anyPending = true;
+  }
+
+  /**
+   * A signal for the process as a whole (kill to our pid, rt_sigqueueinfo, another process's signal): pending
+   * in the shared set until a thread that does not block it takes it — the current thread if it can (Linux's
+   * wants_signal prefers it), else the first other one, whose wait it interrupts (the scheduler sees it).
+   */
+  raiseProcess(info: SignalInfo): void {
+    const process = this.process;
+    const signalBit = bit(info.signal);
+    if (process.sharedPending & signalBit) return;
+    process.sharedPending |= signalBit;
+    this.sharedInfo.set(info.signal, info);
+    this.anyPending = true;
+  }
+
+  private infoOf(thread: ThreadState): Map<number, SignalInfo> {
+    let map = this.threadInfo.get(thread);
+    if (map === undefined) {
+      map = new Map();
+      this.threadInfo.set(thread, map);
+    }
+    return map;
+  }
+
+  /** Signals pending for `thread`: its own and the process's. */
+  pendingFor(thread: ThreadState): bigint {
+    return thread.pending | this.process.sharedPending;
+  }
+
+  /**
+   * Take the lowest pending signal of `set` for the current thread (its own first, then the process's), with
+   * its siginfo, or null: what rt_sigtimedwait and delivery dequeue.
+   */
+  dequeue(set: bigint): SignalInfo | null {
+    const thread = this.thread;
+    const process = this.process;
+    const candidates = (thread.pending | process.sharedPending) & set;
+    if (candidates === 0n) return null;
+    let signal = 1;
+    while (!(candidates & bit(signal))) signal++;
+    let info: SignalInfo | undefined;
+    if (thread.pending & bit(signal)) {
+      thread.pending &= ~bit(signal);
+      const map = this.infoOf(thread);
+      info = map.get(signal);
+      map.delete(signal);
+    } else {
+      process.sharedPending &= ~bit(signal);
+      info = this.sharedInfo.get(signal);
+      this.sharedInfo.delete(signal);
+    }
+    this.anyPending = (thread.pending | process.sharedPending) !== 0n;
+    return info ?? { signal, code: 0 };
   }
 
   /** Is anything pending and not blocked? (cheap: checked after syscalls that can make one deliverable) */
   hasDeliverable(): boolean {
     const thread = this.thread;
-    return (thread.pending & ~thread.blocked) !== 0n;
+    return ((thread.pending | this.process.sharedPending) & ~thread.blocked) !== 0n;
   }
 
   /** The lowest pending, unblocked signal (the one delivery would take first), or 0. */
   nextDeliverable(): number {
     const thread = this.thread;
-    const deliverable = thread.pending & ~thread.blocked;
+    const deliverable = (thread.pending | this.process.sharedPending) & ~thread.blocked;
     if (deliverable === 0n) return 0;
     let signal = 1;
     while (!(deliverable & bit(signal))) signal++;
@@ -133,17 +214,11 @@ export class SignalDelivery {
     let outcome: DeliveryOutcome = { kind: "none" };
     for (;;) {
       const thread = this.thread;
-      const deliverable = thread.pending & ~thread.blocked;
-      this.anyPending = thread.pending !== 0n;
-      if (deliverable === 0n) {
+      const info = this.dequeue(~thread.blocked);
+      if (info === null) {
         this.restoreSavedMask();
         return outcome;
       }
-      let signal = 1;
-      while (!(deliverable & bit(signal))) signal++;
-      thread.pending &= ~bit(signal);
-      const info = this.pendingInfo.get(signal) ?? { signal, code: 0 };
-      this.pendingInfo.delete(signal);
       const result = this.dispatch(info);
       if (result.kind === "terminate" || result.kind === "stop") {
         this.restoreSavedMask();
@@ -159,7 +234,7 @@ export class SignalDelivery {
     if (thread.savedMask === null) return;
     thread.blocked = thread.savedMask;
     thread.savedMask = null;
-    this.anyPending = thread.pending !== 0n;
+    this.anyPending = (thread.pending | this.process.sharedPending) !== 0n;
   }
 
   /**
@@ -223,18 +298,7 @@ export class SignalDelivery {
     const bytes = this.memory.bytes;
     bytes.fill(0, frameAddress, end);
     const view = new DataView(bytes.buffer, bytes.byteOffset + frameAddress, end - frameAddress);
-    // siginfo
-    if (info.raw) bytes.set(info.raw.subarray(0, SIGINFO_SIZE), frameAddress);
-    view.setInt32(SIGINFO.signo, signal, true);
-    if (!info.raw) view.setInt32(SIGINFO.code, info.code, true);
-    if (info.raw) {
-      // as given by the sender
-    } else if (info.address !== undefined) view.setBigUint64(SIGINFO.addr, BigInt(info.address), true);
-    else if (info.pid !== undefined) {
-      view.setInt32(SIGINFO.pid, info.pid, true);
-      view.setUint32(SIGINFO.uid, info.uid ?? 0, true);
-      if (info.status !== undefined) view.setInt32(SIGINFO.status, info.status, true);
-    }
+    writeSiginfo(bytes.subarray(frameAddress, frameAddress + SIGINFO_SIZE), info);
     // ucontext
     const uc = SIGINFO_SIZE;
     const altFlags = this.altStack.flags & SS_DISABLE ? SS_DISABLE : onAlt ? SS_ONSTACK : 0;

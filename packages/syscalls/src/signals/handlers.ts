@@ -60,7 +60,10 @@ export function registerSignalHandlers(
     return 0;
   };
 
-  /** rt_sigqueueinfo / rt_tgsigqueueinfo to this process: the caller's siginfo reaches the handler as given. */
+  /**
+   * rt_sigqueueinfo (to this process: any thread not blocking it takes it) / rt_tgsigqueueinfo (to one of its
+   * threads): the caller's siginfo reaches the handler as given.
+   */
   const queue = (
     ctx: Parameters<SyscallHandler>[1],
     tgid: number,
@@ -69,13 +72,16 @@ export function registerSignalHandlers(
     infoAddress: number,
   ) => {
     if (signal < 0 || signal > 64) return -EINVAL;
-    const self = ctx.process.pid;
-    if (tgid !== self || (tid !== null && tid !== self)) return -ESRCH;
+    const process = ctx.process;
+    const thread = tid === null ? null : process.threads.get(tid);
+    if (tgid !== process.pid || thread === undefined) return -ESRCH;
     const raw = ctx.memory.viewBytes(infoAddress, SIGINFO_SIZE, false);
     if (typeof raw === "number") return -EFAULT;
     const copy = raw.slice();
     const code = new DataView(copy.buffer).getInt32(SIGINFO.code, true);
-    if (signal !== 0) signals.raise({ signal, code, raw: copy });
+    if (signal === 0) return 0;
+    if (thread === null) signals.raiseProcess({ signal, code, raw: copy });
+    else signals.raiseOn(thread, { signal, code, raw: copy });
     return 0;
   };
   const rtSigqueueinfo: SyscallHandler = (args, ctx) =>
