@@ -77,6 +77,53 @@ static void asynchronous_delivery(void) {
   signal(SIGUSR2, SIG_DFL);
 }
 
+/* ---- a wait interrupted by a signal that runs no handler goes on for the time it had left ---- */
+
+static double seconds_now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void restarted_waits(void) {
+  sigset_t usr1;
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  sigprocmask(SIG_BLOCK, &usr1, NULL);
+  /* A blocked signal every 5 ms for about 2 s: each one interrupts the wait inside the kernel, which restarts
+     it; a wait that started over each time would last until the signals stop. */
+  pid_t child = fork();
+  if (child == 0) {
+    for (int i = 0; i < 400; i++) {
+      kill(getppid(), SIGUSR1);
+      sleep_ms(5);
+    }
+    _exit(0);
+  }
+  sleep_ms(20);
+  double start = seconds_now();
+  struct timespec sleep_for = {0, 200 * 1000000};
+  nanosleep(&sleep_for, NULL);
+  CHECK("nanosleep under a stream of blocked signals ends on time (well under 1 s)", seconds_now() - start < 1.0);
+  start = seconds_now();
+  clock_nanosleep(CLOCK_MONOTONIC, 0, &sleep_for, NULL);
+  CHECK("clock_nanosleep likewise", seconds_now() - start < 1.0);
+  static atomic_int never;
+  start = seconds_now();
+  long timed_out = syscall(SYS_futex, &never, FUTEX_WAIT_PRIVATE, 0, &sleep_for, NULL, 0);
+  int wait_errno = errno;
+  CHECK("a FUTEX_WAIT timeout likewise", timed_out == -1 && wait_errno == ETIMEDOUT && seconds_now() - start < 1.0);
+  kill(child, SIGKILL);
+  waitpid(child, NULL, 0);
+  sigset_t pending;
+  sigpending(&pending);
+  if (sigismember(&pending, SIGUSR1)) {
+    struct timespec zero = {0, 0};
+    sigtimedwait(&usr1, NULL, &zero);
+  }
+  sigprocmask(SIG_UNBLOCK, &usr1, NULL);
+}
+
 /* ---- process-directed vs thread-directed signals ---- */
 
 static atomic_int handled_tid;
@@ -545,6 +592,7 @@ static void blocking_alone(void) {
 int main(int argc, char **argv) {
   proc_init(argc, argv, 0, NULL);
   asynchronous_delivery();
+  restarted_waits();
   process_directed();
   timed_waits();
   alternate_stacks();

@@ -158,6 +158,8 @@ export class ThreadState {
   waitChildEvents = -1;
   /** futex_waitv: blocked on any of these futex words (woken with the index of the one woken); null: not. */
   waitKeys: number[] | null = null;
+  /** When its interrupted relative wait ends (performance.now() ms; 0: none): a transparent restart resumes it. */
+  waitEnd = 0;
   /** sched_setaffinity's mask (cpumask bytes), or null: every CPU the runtime may use. Threads inherit it. */
   affinity: Uint8Array | null = null;
   /** rt_sigtimedwait: blocked until one of these signals is pending for it (0n: not waiting for signals). */
@@ -343,6 +345,8 @@ export class ProcessState {
   childSubreaper = false;
   /** personality(2) persona. Stored only (its flags matter at execve). */
   personality = 0;
+  /** The runtime is issuing an interrupted syscall again because no handler had to run (resolveInterrupted). */
+  restarting = false;
   /** SIGCHLDs the process has received (even ignored ones): a thread parked in wait4 looks again when it moves. */
   childEvents = 0;
   /** Process-wide pending signals (kill to the process); rt_sigpending reports them with the thread's. */

@@ -177,7 +177,13 @@ export function createGuestRuntime(options: GuestRuntimeOptions): GuestRuntime {
       const deliverable = signals.nextDeliverable();
       if (deliverable === 0) {
         if (taken === 0) return -EINTR;
-        const again = dispatcher.dispatch(frame);
+        process.restarting = true;
+        let again: SyscallResult;
+        try {
+          again = dispatcher.dispatch(frame);
+        } finally {
+          process.restarting = false;
+        }
         if (again !== -EINTR) return again;
         continue;
       }

@@ -19,6 +19,7 @@ import {
 } from "../abi/futex.ts";
 import { TIMESPEC } from "../abi/structs.ts";
 import type { SyscallHandler } from "../context.ts";
+import { finishRelativeWait, relativeWait } from "./time.ts";
 
 export const futex: SyscallHandler = (args, ctx) => {
   const uaddr = args.ptr(0);
@@ -37,6 +38,14 @@ export const futex: SyscallHandler = (args, ctx) => {
       if (timeout !== 0) {
         fourth = memory.hostPointer(timeout, TIMESPEC.size, false);
         if (fourth < 0) return -EFAULT;
+        // FUTEX_WAIT's timeout is relative: a transparent restart waits only for the time left.
+        if (command === FUTEX_WAIT) {
+          fourth = relativeWait(ctx, timeout, fourth);
+          return finishRelativeWait(
+            ctx,
+            ctx.host.sym.host_futex(word, op, args.uint(2), fourth, 0, args.uint(5)),
+          );
+        }
       }
       break;
     }

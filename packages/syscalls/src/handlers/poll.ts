@@ -167,7 +167,11 @@ export const ppoll: SyscallHandler = (args, ctx) => {
     return parkOnPoll(ctx, waits, args.raw(0), deadlineOf(ctx, timeout), timeoutAddress, mask);
   }
   const result = withSigmask(ctx, mask, () => ctx.host.sym.host_ppoll(buffer.address, nfds, hostTimeout));
-  if (result < 0) return result;
+  if (result < 0) {
+    // Interrupted: the time left goes back too (a transparent restart then waits only for that).
+    if (result === -EINTR && invalid === 0) writeBackTimeout(ctx, timeoutAddress, timeout);
+    return result;
+  }
   // Copy back only the revents fields, as Linux does (the array must be writable for that).
   if (!ctx.memory.check(fdsAddress, size, true)) {
     writeBackTimeout(ctx, timeoutAddress, timeout);
@@ -279,7 +283,10 @@ export const pselect6: SyscallHandler = (args, ctx) => {
   const result = withSigmask(ctx, mask, () =>
     ctx.host.sym.host_pselect(hostN, hostSetAddress(0), hostSetAddress(1), hostSetAddress(2), timeout.host),
   );
-  if (result < 0) return result;
+  if (result < 0) {
+    if (result === -EINTR) writeBackTimeout(ctx, timeoutAddress, timeout);
+    return result;
+  }
   // The sets come back holding only the ready fds (all clear after a timeout).
   let status = result;
   for (let i = 0; i < 3; i++) {

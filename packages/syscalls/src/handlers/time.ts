@@ -1,7 +1,7 @@
 /** Clocks and sleeps: timespec/timeval are the same on both 64-bit arches, so the host writes guest memory. */
 
 import { NSEC_PER_SEC, TIMER_ABSTIME } from "../abi/clock.ts";
-import { EFAULT, EINVAL } from "../abi/errno.ts";
+import { EFAULT, EINTR, EINVAL } from "../abi/errno.ts";
 import { TIMESPEC, TIMEVAL, TMS } from "../abi/structs.ts";
 import type { SyscallContext, SyscallHandler } from "../context.ts";
 import { SCRATCH_GENERAL } from "../host/host.ts";
@@ -62,18 +62,56 @@ function remainingPointer(ctx: SyscallContext, address: number): number {
   return Math.max(out, 0);
 }
 
+/**
+ * A relative wait (nanosleep, a futex timeout) that a host signal interrupted and the runtime restarts
+ * transparently (no handler ran) goes on only for the time it had left, as Linux's restart_syscall does: the
+ * first call notes when it ends, the restart waits until then. Returns the host address of the timespec to
+ * wait for: the guest's own request, or scratch holding the time left. `finishRelativeWait` closes it.
+ */
+export function relativeWait(ctx: SyscallContext, address: number, request: number): number {
+  const thread = ctx.process.currentThread;
+  if (ctx.process.restarting && thread.waitEnd > 0) {
+    const left = Math.max(0, thread.waitEnd - performance.now());
+    const seconds = Math.floor(left / 1000);
+    const view = ctx.host.scratchView;
+    view.setBigInt64(SCRATCH_RESTART + TIMESPEC.sec, BigInt(seconds), true);
+    view.setBigInt64(
+      SCRATCH_RESTART + TIMESPEC.nsec,
+      BigInt(Math.floor((left - seconds * 1000) * 1e6)),
+      true,
+    );
+    return ctx.host.scratchAddress + SCRATCH_RESTART;
+  }
+  const sec = ctx.memory.readI64(address + TIMESPEC.sec);
+  const nsec = ctx.memory.readI64(address + TIMESPEC.nsec);
+  thread.waitEnd = performance.now() + sec * 1000 + nsec / 1e6;
+  return request;
+}
+
+/** The relative wait is over unless a host signal interrupted it (then a restart may continue it). */
+export function finishRelativeWait(ctx: SyscallContext, result: number): number {
+  if (result !== -EINTR) ctx.process.currentThread.waitEnd = 0;
+  return result;
+}
+
+/** Past the general scratch area's small users (timespecs, pollfds in transit): the time a restart has left. */
+const SCRATCH_RESTART = SCRATCH_GENERAL + 0xff00;
+
 export const nanosleep: SyscallHandler = (args, ctx) => {
   const request = requestTimespec(ctx, args.ptr(0));
   if (request < 0) return request;
-  return ctx.host.sym.host_nanosleep(request, remainingPointer(ctx, args.ptr(1)));
+  const wait = relativeWait(ctx, args.ptr(0), request);
+  return finishRelativeWait(ctx, ctx.host.sym.host_nanosleep(wait, remainingPointer(ctx, args.ptr(1))));
 };
 
 export const clockNanosleep: SyscallHandler = (args, ctx) => {
   const flags = args.int(1);
   const request = requestTimespec(ctx, args.ptr(2));
   if (request < 0) return request;
-  const remaining = flags & TIMER_ABSTIME ? 0 : remainingPointer(ctx, args.ptr(3));
-  return ctx.host.sym.host_clock_nanosleep(args.int(0), flags & TIMER_ABSTIME, request, remaining);
+  if (flags & TIMER_ABSTIME) return ctx.host.sym.host_clock_nanosleep(args.int(0), TIMER_ABSTIME, request, 0);
+  const wait = relativeWait(ctx, args.ptr(2), request);
+  const remaining = remainingPointer(ctx, args.ptr(3));
+  return finishRelativeWait(ctx, ctx.host.sym.host_clock_nanosleep(args.int(0), 0, wait, remaining));
 };
 
 /** struct itimerval: it_interval and it_value, each a struct timeval of two longs. */
