@@ -522,6 +522,35 @@ static void *restarting_reader(void *unused) {
   return NULL;
 }
 
+/* One write() far larger than a pipe holds, read by another thread of the same process. */
+#define BIG_WRITE (1 << 20)
+static unsigned char big_out[BIG_WRITE];
+static atomic_long big_written = -100;
+static void *big_writer(void *fd) {
+  atomic_store(&big_written, write((int)(long)fd, big_out, sizeof big_out));
+  return NULL;
+}
+
+static void big_pipe_write(void) {
+  int fds[2];
+  pipe(fds);
+  for (int i = 0; i < BIG_WRITE; i++) big_out[i] = (unsigned char)(i * 7 + (i >> 12));
+  pthread_t writer;
+  pthread_create(&writer, NULL, big_writer, (void *)(long)fds[1]);
+  static unsigned char in[BIG_WRITE];
+  long got = 0;
+  while (got < BIG_WRITE) {
+    long n = read(fds[0], in + got, BIG_WRITE - got);
+    if (n <= 0) break;
+    got += n;
+  }
+  pthread_join(writer, NULL);
+  CHECK("a 1 MiB write() to a pipe completes while a thread of the same process reads it",
+        atomic_load(&big_written) == BIG_WRITE && got == BIG_WRITE && memcmp(in, big_out, BIG_WRITE) == 0);
+  close(fds[0]);
+  close(fds[1]);
+}
+
 static void blocking_alone(void) {
   pipe(pipe_fds);
   pthread_t thread;
@@ -600,5 +629,6 @@ int main(int argc, char **argv) {
   affinity();
   futex_waitv();
   blocking_alone();
+  big_pipe_write();
   return finish();
 }

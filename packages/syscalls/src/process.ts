@@ -158,6 +158,8 @@ export class ThreadState {
   waitChildEvents = -1;
   /** futex_waitv: blocked on any of these futex words (woken with the index of the one woken); null: not. */
   waitKeys: number[] | null = null;
+  /** Bytes of a parked pipe write already written (it goes on from there; a signal ends it with this count). */
+  writeDone = 0;
   /** When its interrupted relative wait ends (performance.now() ms; 0: none): a transparent restart resumes it. */
   waitEnd = 0;
   /** sched_setaffinity's mask (cpumask bytes), or null: every CPU the runtime may use. Threads inherit it. */

@@ -547,6 +547,13 @@ export class GuestProcess {
       } else if (thread.pending & ~thread.blocked || shared & ~thread.blocked) {
         const deliverable = (thread.pending | shared) & ~thread.blocked;
         shared &= thread.blocked;
+        if (thread.writeDone > 0) {
+          // A pipe write that wrote part of its bytes returns that count (Linux never restarts it).
+          const written = thread.writeDone;
+          thread.writeDone = 0;
+          thread.wake(written);
+          continue;
+        }
         // With SA_RESTART, a restartable call is issued again after the handler (its frame holds the svc).
         thread.wake(thread.restartable && this.restartsAfter(deliverable) ? null : -errno.EINTR);
       }

@@ -25,7 +25,7 @@ import {
   CLONE_VM,
 } from "../abi/clone.ts";
 import { EAGAIN, EFAULT, EINTR, EINVAL, ENOSYS, ETIMEDOUT } from "../abi/errno.ts";
-import { F_GETFL, O_NONBLOCK } from "../abi/fcntl.ts";
+import { AT_FDCWD, F_GETFL, O_CLOEXEC, O_NONBLOCK, O_WRONLY, S_IFIFO, S_IFMT } from "../abi/fcntl.ts";
 import {
   FUTEX_CLOCK_REALTIME,
   FUTEX_CMD_MASK,
@@ -43,13 +43,13 @@ import {
   FUTEX2_VALID_MASK,
 } from "../abi/futex.ts";
 import { POLLFD, POLLIN, POLLOUT } from "../abi/poll.ts";
-import { TIMESPEC } from "../abi/structs.ts";
+import { STATX, TIMESPEC } from "../abi/structs.ts";
 import { NR } from "../abi/syscalls.ts";
 import type { SyscallArgs, SyscallContext, SyscallHandler, SyscallResult } from "../context.ts";
 import type { Dispatcher } from "../dispatch.ts";
 import { futex as hostFutex } from "../handlers/futex.ts";
 import { type Host, SCRATCH_GENERAL } from "../host/host.ts";
-import { type ProcessState, ThreadState } from "../process.ts";
+import { type FdEntry, type ProcessState, ThreadState } from "../process.ts";
 import { exitRobustList } from "./robust.ts";
 
 const SWITCH: SyscallResult = { control: "switch-thread" };
@@ -205,6 +205,54 @@ export function parkForSignal(ctx: SyscallContext): SyscallResult {
   thread.deadline = 0;
   thread.wakeResult = -EINTR;
   return SWITCH;
+}
+
+/** Whether a guest fd's host fd is a pipe or FIFO (cached on the entry: its host fd never changes). */
+function isPipe(ctx: SyscallContext, entry: FdEntry & { pipe?: boolean }): boolean {
+  if (entry.pipe === undefined) {
+    const stat = ctx.host.statFd(entry.hostFd);
+    entry.pipe =
+      stat >= 0 && (ctx.host.scratchView.getUint16(SCRATCH_GENERAL + STATX.mode, true) & S_IFMT) === S_IFIFO;
+  }
+  return entry.pipe;
+}
+
+/**
+ * write(2) to a pipe while other threads can run: as many bytes as fit go through a non-blocking description
+ * of the same pipe (opened afresh through /proc/self/fd, so the guest's own description keeps its flags);
+ * if some are left the thread parks until there is room and goes on where it was (ThreadState.writeDone),
+ * so a reader thread of this process can drain the pipe meanwhile. Writes of up to PIPE_BUF stay atomic (a
+ * non-blocking pipe write of that size is all or nothing). A signal ends it with the bytes written so far.
+ */
+function pipeWrite(
+  args: SyscallArgs,
+  ctx: SyscallContext,
+  hostFd: number,
+  blocking: SyscallHandler,
+): SyscallResult {
+  const thread = ctx.process.currentThread;
+  const total = args.ulong(2);
+  const done = thread.writeDone;
+  thread.writeDone = 0;
+  if (total === 0) return blocking(args, ctx);
+  const source = ctx.memory.hostPointer(args.ptr(1) + done, total - done, false);
+  if (source < 0) return done > 0 ? done : -EFAULT;
+  const host = ctx.host;
+  const side = host.sym.host_openat(
+    AT_FDCWD,
+    host.cString(`/proc/self/fd/${hostFd}`),
+    O_WRONLY | O_NONBLOCK | O_CLOEXEC,
+    0,
+  );
+  if (side < 0) return done > 0 ? done : blocking(args, ctx); // no reader (ENXIO): the plain write answers EPIPE
+  const written = host.sym.host_write(side, source, total - done);
+  host.sym.host_close(side);
+  if (written === -EAGAIN || (written >= 0 && done + written < total)) {
+    thread.writeDone = done + Math.max(written, 0);
+    return parkOnFd(ctx, hostFd, POLLOUT, args.raw(0), 0, thread.writeDone === 0);
+  }
+  if (written < 0) return done > 0 ? done : written;
+  return done + written;
 }
 
 /** Wake up to `count` threads blocked on `key` whose bitset meets `bitset`; returns how many. */
@@ -517,10 +565,19 @@ export function registerThreadHandlers(dispatcher: Dispatcher): void {
   };
   parkUntilReady(NR.read, "read", POLLIN);
   parkUntilReady(NR.readv, "readv", POLLIN);
-  // A write to a full pipe parks until there is room (POLLOUT: at least a page free). A write larger than the
-  // room left still blocks the engine until a reader — if it is a thread of this process, for good: not yet.
+  // A write to a full pipe parks until there is room (POLLOUT: at least a page free); writev larger than the
+  // room left still blocks the engine until a reader (if it is a thread of this process, for good): not yet.
   parkUntilReady(NR.write, "write", POLLOUT);
   parkUntilReady(NR.writev, "writev", POLLOUT);
+  const parkingWrite = dispatcher.handlerOf(NR.write);
+  if (parkingWrite) {
+    dispatcher.registerHandler(NR.write, "write", (args, ctx) => {
+      if (ctx.process.threads.size <= 1) return parkingWrite(args, ctx);
+      const entry = ctx.process.fds.get(args.int(0));
+      if (entry === undefined || !isPipe(ctx, entry)) return parkingWrite(args, ctx);
+      return pipeWrite(args, ctx, entry.hostFd, parkingWrite);
+    });
+  }
 
   dispatcher.registerHandler(NR.futex, "futex", futex);
   dispatcher.registerHandler(NR.futex_waitv, "futex_waitv", futexWaitv);
