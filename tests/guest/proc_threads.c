@@ -22,6 +22,7 @@
 #include <sys/select.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <time.h>
 
 static pid_t gettid_(void) { return (pid_t)syscall(SYS_gettid); }
@@ -526,15 +527,24 @@ static void *restarting_reader(void *unused) {
 #define BIG_WRITE (1 << 20)
 static unsigned char big_out[BIG_WRITE];
 static atomic_long big_written = -100;
+static int big_gather;
 static void *big_writer(void *fd) {
-  atomic_store(&big_written, write((int)(long)fd, big_out, sizeof big_out));
+  if (!big_gather) {
+    atomic_store(&big_written, write((int)(long)fd, big_out, sizeof big_out));
+    return NULL;
+  }
+  struct iovec halves[3] = {
+      {big_out, 1000}, {big_out + 1000, BIG_WRITE / 2 - 1000}, {big_out + BIG_WRITE / 2, BIG_WRITE / 2}};
+  atomic_store(&big_written, writev((int)(long)fd, halves, 3));
   return NULL;
 }
 
-static void big_pipe_write(void) {
+static int big_round_trip(int gather) {
   int fds[2];
   pipe(fds);
-  for (int i = 0; i < BIG_WRITE; i++) big_out[i] = (unsigned char)(i * 7 + (i >> 12));
+  for (int i = 0; i < BIG_WRITE; i++) big_out[i] = (unsigned char)(i * 7 + (i >> 12) + gather);
+  big_gather = gather;
+  atomic_store(&big_written, -100);
   pthread_t writer;
   pthread_create(&writer, NULL, big_writer, (void *)(long)fds[1]);
   static unsigned char in[BIG_WRITE];
@@ -545,10 +555,14 @@ static void big_pipe_write(void) {
     got += n;
   }
   pthread_join(writer, NULL);
-  CHECK("a 1 MiB write() to a pipe completes while a thread of the same process reads it",
-        atomic_load(&big_written) == BIG_WRITE && got == BIG_WRITE && memcmp(in, big_out, BIG_WRITE) == 0);
   close(fds[0]);
   close(fds[1]);
+  return atomic_load(&big_written) == BIG_WRITE && got == BIG_WRITE && memcmp(in, big_out, BIG_WRITE) == 0;
+}
+
+static void big_pipe_write(void) {
+  CHECK("a 1 MiB write() to a pipe completes while a thread of the same process reads it", big_round_trip(0));
+  CHECK("a 1 MiB writev() likewise", big_round_trip(1));
 }
 
 static void blocking_alone(void) {

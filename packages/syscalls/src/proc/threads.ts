@@ -217,8 +217,11 @@ function isPipe(ctx: SyscallContext, entry: FdEntry & { pipe?: boolean }): boole
   return entry.pipe;
 }
 
+/** writev's limit on iovecs (UIO_MAXIOV). */
+const IOV_MAX = 1024;
+
 /**
- * write(2) to a pipe while other threads can run: as many bytes as fit go through a non-blocking description
+ * write(2) or writev(2) to a pipe while other threads can run: as many bytes as fit go through a non-blocking description
  * of the same pipe (opened afresh through /proc/self/fd, so the guest's own description keeps its flags);
  * if some are left the thread parks until there is room and goes on where it was (ThreadState.writeDone),
  * so a reader thread of this process can drain the pipe meanwhile. Writes of up to PIPE_BUF stay atomic (a
@@ -229,14 +232,33 @@ function pipeWrite(
   ctx: SyscallContext,
   hostFd: number,
   blocking: SyscallHandler,
+  gather: boolean,
 ): SyscallResult {
   const thread = ctx.process.currentThread;
-  const total = args.ulong(2);
   const done = thread.writeDone;
   thread.writeDone = 0;
-  if (total === 0) return blocking(args, ctx);
-  const source = ctx.memory.hostPointer(args.ptr(1) + done, total - done, false);
-  if (source < 0) return done > 0 ? done : -EFAULT;
+  // The bytes still to write, as host iovecs in scratch (write: one; writev: the guest's, past `done`).
+  if (gather && (args.int(2) < 0 || args.int(2) > IOV_MAX)) return blocking(args, ctx);
+  const pieces = gather ? ctx.memory.readIovec(args.ptr(1), args.int(2)) : [[args.ptr(1), args.ulong(2)]];
+  if (typeof pieces === "number") return blocking(args, ctx); // the plain call reports the fault
+  const view = ctx.host.scratchView;
+  let total = 0;
+  let segments = 0;
+  let skip = done;
+  for (const [base, length] of pieces) {
+    total += length;
+    if (length <= skip) {
+      skip -= length;
+      continue;
+    }
+    const source = ctx.memory.hostPointer(base + skip, length - skip, false);
+    if (source < 0) return done > 0 ? done : blocking(args, ctx);
+    view.setBigUint64(SCRATCH_GENERAL + segments * 16, BigInt(source), true);
+    view.setBigUint64(SCRATCH_GENERAL + segments * 16 + 8, BigInt(length - skip), true);
+    segments++;
+    skip = 0;
+  }
+  if (total === 0 || !(total <= Number.MAX_SAFE_INTEGER)) return blocking(args, ctx);
   const host = ctx.host;
   const side = host.sym.host_openat(
     AT_FDCWD,
@@ -245,7 +267,7 @@ function pipeWrite(
     0,
   );
   if (side < 0) return done > 0 ? done : blocking(args, ctx); // no reader (ENXIO): the plain write answers EPIPE
-  const written = host.sym.host_write(side, source, total - done);
+  const written = host.sym.host_writev(side, host.scratchAddress + SCRATCH_GENERAL, segments);
   host.sym.host_close(side);
   if (written === -EAGAIN || (written >= 0 && done + written < total)) {
     thread.writeDone = done + Math.max(written, 0);
@@ -565,17 +587,21 @@ export function registerThreadHandlers(dispatcher: Dispatcher): void {
   };
   parkUntilReady(NR.read, "read", POLLIN);
   parkUntilReady(NR.readv, "readv", POLLIN);
-  // A write to a full pipe parks until there is room (POLLOUT: at least a page free); writev larger than the
-  // room left still blocks the engine until a reader (if it is a thread of this process, for good): not yet.
+  // A write to a full pipe, FIFO or terminal parks until there is room (POLLOUT); to a pipe it goes through
+  // pipeWrite below, so one larger than the room left does not block the other threads either.
   parkUntilReady(NR.write, "write", POLLOUT);
   parkUntilReady(NR.writev, "writev", POLLOUT);
-  const parkingWrite = dispatcher.handlerOf(NR.write);
-  if (parkingWrite) {
-    dispatcher.registerHandler(NR.write, "write", (args, ctx) => {
-      if (ctx.process.threads.size <= 1) return parkingWrite(args, ctx);
+  for (const [nr, name, gather] of [
+    [NR.write, "write", false],
+    [NR.writev, "writev", true],
+  ] as const) {
+    const parking = dispatcher.handlerOf(nr);
+    if (!parking) continue;
+    dispatcher.registerHandler(nr, name, (args, ctx) => {
+      if (ctx.process.threads.size <= 1) return parking(args, ctx);
       const entry = ctx.process.fds.get(args.int(0));
-      if (entry === undefined || !isPipe(ctx, entry)) return parkingWrite(args, ctx);
-      return pipeWrite(args, ctx, entry.hostFd, parkingWrite);
+      if (entry === undefined || !isPipe(ctx, entry)) return parking(args, ctx);
+      return pipeWrite(args, ctx, entry.hostFd, parking, gather);
     });
   }
 
