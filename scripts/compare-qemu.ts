@@ -72,6 +72,13 @@ interface FutexCalls {
   wakes: number;
 }
 
+/** Both sides' medians, their ratio (guest ÷ qemu) and the samples. */
+function medians(qemuSamples: number[], guestSamples: number[]): Record<string, unknown> {
+  const qemu = median(qemuSamples);
+  const guest = median(guestSamples);
+  return { qemu, guest, ratio: guest / qemu, qemuSamples, guestSamples };
+}
+
 /** Programs print "<ns> ns/op" or "<ns> ns/call" first; futex_mutex also its futex syscall counts. */
 function nsPerOp(command: string[]): { ns: number; futex?: FutexCalls } {
   const { stdout, code } = runOnce(command);
@@ -189,13 +196,7 @@ function compareGetpid(): Record<string, unknown> {
     qemuGetpid.push(getpidNsPerCall([QEMU, getpid, calls]));
     guestGetpid.push(getpidNsPerCall(["bun", guestCli, getpid, calls]));
   }
-  return {
-    qemu: median(qemuGetpid),
-    guest: median(guestGetpid),
-    ratio: median(guestGetpid) / median(qemuGetpid),
-    qemuSamples: qemuGetpid,
-    guestSamples: guestGetpid,
-  };
+  return medians(qemuGetpid, guestGetpid);
 }
 
 async function compareStartup(): Promise<Record<string, unknown>> {
@@ -219,13 +220,7 @@ async function compareStartup(): Promise<Record<string, unknown>> {
     qemuStart.push(q.ms);
     guestStart.push(g.ms);
   }
-  return {
-    qemu: median(qemuStart),
-    guest: median(guestStart),
-    ratio: median(guestStart) / median(qemuStart),
-    qemuSamples: qemuStart,
-    guestSamples: guestStart,
-  };
+  return medians(qemuStart, guestStart);
 }
 
 /** `--only a,b` (or `--only=a,b`): the words; absent: none (every row). */

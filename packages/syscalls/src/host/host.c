@@ -256,7 +256,6 @@ void _exit(int);
 int setrlimit(int, const void *);
 int sigaction(int, const void *, void *);
 int sigprocmask(int, const void *, void *);
-int sigsuspend(const void *);
 int pthread_sigmask(int, const void *, void *);
 int wait4(int, int *, int, void *);
 
@@ -561,27 +560,10 @@ long host_signals_take(uint8_t *out) {
 }
 
 /*
- * Sleep until a caught signal arrives, without the race between "nothing recorded" and going to sleep:
- * caught signals are blocked, the flag checked, then sigsuspend unblocks and waits atomically.
- * Returns 0 once something is recorded.
- */
-long host_signals_wait(void) {
-  uint64_t old[16];
-  pthread_sigmask(HOST_SIG_BLOCK, caught_set, old);
-  if (!signal_flag) {
-    uint64_t during[16];
-    for (int i = 0; i < 16; i++) during[i] = old[i];
-    during[0] &= ~caught_set[0];
-    sigsuspend(during);
-  }
-  pthread_sigmask(HOST_SIG_SETMASK, old, 0);
-  return 0;
-}
-
-/*
- * host_signals_wait with a limit: `timeout` is a struct timespec (NULL: none). ppoll with no fds and a signal
- * mask sets the mask and sleeps atomically, like sigsuspend. Returns 0 (a signal was recorded or the time is
- * up; the caller checks which).
+ * Sleep until a caught signal arrives or `timeout` (a struct timespec; NULL: none) passes, without the race
+ * between "nothing recorded" and going to sleep: caught signals are blocked, the flag checked, then ppoll with
+ * no fds and a signal mask unblocks them and sleeps atomically (sigsuspend with a limit). Returns 0; the
+ * caller checks whether something was recorded.
  */
 long host_signals_wait_timeout(void *timeout) {
   uint64_t old[16];
@@ -595,6 +577,7 @@ long host_signals_wait_timeout(void *timeout) {
   pthread_sigmask(HOST_SIG_SETMASK, old, 0);
   return 0;
 }
+long host_signals_wait(void) { return host_signals_wait_timeout(0); }
 
 #if defined(__x86_64__)
 #define HOST_SYS_futex 202
