@@ -85,11 +85,39 @@ inline.setSyscallHandler((frame) => {
   return ++inlineCalls % INLINE_PER_RUN === 0 ? 1 : SYSCALL_RESUME;
 });
 
+// A group of Worker vCPUs (HvfVm.vcpuThreads): started, polled, and waited for through the shared doorbell,
+// as the runtime's threaded loop does; a second vCPU keeps running (spinning in guest code) meanwhile.
+const groupExitLine = new SharedArrayBuffer(EXIT_LINE_SIZE);
+const groupFake = new FakeHypervisor({ exitLine: groupExitLine });
+const groupScripts: FakeWorkerOptions[] = [
+  { exitLine: groupExitLine, script: [{ step: "syscall", number: 172, pc: 0x40_0004 }], repeatLast: true },
+  { exitLine: groupExitLine, script: [{ step: "spin-until-kicked", pc: 0x40_0100 }], firstHandle: 1 },
+];
+const groupVm = new HvfBackend(groupFake.host(), {
+  hostModule,
+  hostOptions: (n) => groupScripts[n],
+}).createVm({
+  memorySize: 256 * 1024 * 1024,
+});
+const threads = groupVm.vcpuThreads();
+const [syscalling, busy] = [threads.spawn(), threads.spawn()];
+busy.start();
+/** start() one vCPU, then sleep on the doorbell until poll() has its exit. */
+function doorbellRoundTrip(): void {
+  syscalling.start();
+  for (;;) {
+    const seen = threads.ring;
+    if (syscalling.poll()) return;
+    threads.waitForRing(seen, 1000);
+  }
+}
+
 group("vCPU in a Worker (SharedArrayBuffer handshake, fake framework)", () => {
   bench(`bare handshake (ping), spin ${DEFAULT_SPIN}`, () => plain.ping());
   bench("bare handshake (ping), spin 2000", () => spinning.ping());
   bench("syscall exit: run() returns {syscall}", () => plain.run());
   bench(`${INLINE_PER_RUN} in-line syscalls per run()`, () => inline.run());
+  bench("syscall exit: start() + doorbell wait + poll(), another vCPU running", doorbellRoundTrip);
 });
 
 await run(process.env.BENCH_JSON ? { format: "json" } : {});
@@ -97,3 +125,5 @@ vm.destroy();
 forkVm.destroy();
 for (const host of [plain, spinning, inline]) host.destroy();
 workerVm.destroy();
+for (const vcpu of [syscalling, busy]) vcpu.destroy();
+groupVm.destroy();

@@ -61,6 +61,18 @@ export type GeneralRegister =
   | "fpcr"
   | "fpsr";
 
+/** Every GeneralRegister, in a fixed order (x0..x30 first, so a name's index is its register number there). */
+export const GENERAL_REGISTER_NAMES: readonly GeneralRegister[] = [
+  ...(Array.from({ length: 31 }, (_, n) => `x${n}`) as GeneralRegister[]),
+  "sp",
+  "pc",
+  "nzcv",
+  "tpidr_el0",
+  "tpidrro_el0",
+  "fpcr",
+  "fpsr",
+];
+
 /**
  * In-line syscall handling: the backend calls this on `svc #0` *without* leaving `run()`, with
  * `frame` holding X0..X8 as 18 little-endian u32 words (lo, hi per register). The handler writes
@@ -107,6 +119,35 @@ export interface Vcpu {
   destroy(): void;
 }
 
+/**
+ * A vCPU running on a host thread of its own (see VcpuThreads): `start()` returns at once and the guest runs
+ * while the caller goes on; `poll()` reports its exit. There is no in-line syscall handler: every syscall is
+ * an exit (`{ kind: "syscall" }`, PC past the svc) and X0..X8 in `syscallFrame` are the guest's registers
+ * between runs (what is written there is what the guest sees on the next `start()`). While it runs, only
+ * `requestStop()` may be called; everything else waits for its exit.
+ */
+export interface ConcurrentVcpu extends Vcpu {
+  start(): void;
+  /** The exit once there is one (the vCPU is then stopped), else null. Never blocks. */
+  poll(): VcpuExit | null;
+  /** Started and its exit not yet taken by poll(). */
+  readonly running: boolean;
+}
+
+/**
+ * Capability of a VM whose vCPUs cannot share one engine (Hypervisor.framework: a vCPU belongs to the host
+ * thread that created it and `hv_vcpu_run` blocks that thread): one host thread per vCPU, all running at once,
+ * and one counter that moves whenever any of them may have an exit, so a single thread can handle them all.
+ */
+export interface VcpuThreads {
+  /** A new vCPU on a thread of its own, ready to start (blocks the caller while the thread sets it up). */
+  spawn(): ConcurrentVcpu;
+  /** Moves whenever a vCPU of this group may have something for poll(): read it before polling. */
+  readonly ring: number;
+  /** Block until `ring` is no longer `seen`, or for `timeoutMs` at most. */
+  waitForRing(seen: number, timeoutMs: number): void;
+}
+
 /** An opaque register snapshot (see Vcpu.saveContext); free() gives its memory back. */
 export interface VcpuContext {
   free(): void;
@@ -151,6 +192,11 @@ export interface Vm {
   /** Parent, after the host fork() returned (a pid or -errno): drop what prepareFork saved. */
   afterForkInParent?(): void;
   createVcpu(): Vcpu;
+  /**
+   * Capability (Hypervisor.framework): vCPUs on host threads of their own, one per guest thread (see
+   * VcpuThreads). Absent where all guest threads share one vCPU (the emulator: Vcpu.saveContext).
+   */
+  vcpuThreads?(): VcpuThreads;
   destroy(): void;
 }
 

@@ -7,9 +7,10 @@
  * 2. The VM is process-wide: any thread may create vCPUs in it (a Worker attaches with
  *    `attachHvfVm(vm.descriptor())`); there is one VM per process.
  * 3. The only cross-thread call is hv_vcpus_exit (`requestStop`, `requestRemoteStop`).
- * So each vCPU of a multi-threaded guest lives in its own Worker (`spawnHvfVcpuWorker`), which runs
- * hv_vcpu_run; the main thread handles every exit through a SharedArrayBuffer handshake
- * (`VcpuWorkerHost`, vcpu-channel.ts) and stops a running vCPU with hv_vcpus_exit.
+ * So each vCPU of a multi-threaded guest lives in its own Worker (`HvfVm.vcpuThreads().spawn()`,
+ * `spawnHvfVcpuWorker`), which runs hv_vcpu_run; the main thread handles every exit through a
+ * SharedArrayBuffer handshake (`VcpuWorkerHost`, vcpu-channel.ts), waits for any of them on one shared
+ * doorbell (`VcpuDoorbell`), and stops a running vCPU with hv_vcpus_exit.
  */
 export * from "./backend.ts";
 export * from "./hvf/constants.ts";
@@ -36,20 +37,34 @@ export {
   UNSIGNED_REASON,
 } from "./hvf/signing.ts";
 export * from "./hvf/syndrome-constants.ts";
+/**
+ * Test doubles for code above this package (apps/guest): the scripted framework, and the module a vCPU Worker
+ * loads to play one (`HvfBackend`'s `hostModule`). Never used outside tests.
+ */
+export { EXIT_LINE_SIZE, FakeHypervisor } from "./hvf/testing/fake-hypervisor.ts";
+export {
+  FAKE_WORKER_HOST_MODULE,
+  type FakeWorkerOptions,
+  type FakeWorkerStep,
+  fakeStep,
+} from "./hvf/testing/fake-worker-host.ts";
 export {
   DEFAULT_SPIN,
   serveVcpu,
   startVcpuWorker,
+  VcpuDoorbell,
   VcpuWorkerError,
   VcpuWorkerHost,
   type VcpuWorkerOptions,
   type WorkerVcpu,
 } from "./hvf/vcpu-channel.ts";
 export {
+  type HvfVcpuThreadOptions,
+  HvfVcpuWorkerGroup,
   type HvfVcpuWorkerOptions,
   hvfVcpuWorkerUrl,
-  spawnHvfVcpuWorker,
-} from "./hvf/vcpu-worker-host.ts";
+} from "./hvf/vcpu-worker-group.ts";
+export { spawnHvfVcpuWorker } from "./hvf/vcpu-worker-host.ts";
 export {
   attachHvfVm,
   HvfBackend,

@@ -4,7 +4,7 @@
  * for faults, undefined instructions, breakpoints and exit.
  */
 import { statSync, writeSync } from "node:fs";
-import type { Backend, GeneralRegister, Vcpu, Vm } from "@guest/hvf-bindings";
+import type { Backend, GeneralRegister, Vcpu, VcpuExit, Vm } from "@guest/hvf-bindings";
 import { SYSCALL_LEAVE, SYSCALL_RESUME } from "@guest/hvf-bindings";
 import {
   buildInitialStack,
@@ -46,6 +46,7 @@ import {
   STACK_TOP,
   VDSO_BASE,
 } from "./layout.ts";
+import { VcpuThreadRunner } from "./vcpu-threads.ts";
 
 export interface GuestOptions {
   backend: Backend;
@@ -114,6 +115,8 @@ export class GuestProcess {
   readonly vcpu: Vcpu;
   readonly space: AddressSpace;
   readonly runtime: GuestRuntime;
+  /** A VM whose vCPUs cannot share one engine (Hypervisor.framework): a vCPU per guest thread (vcpu-threads.ts). */
+  private readonly vcpuThreads: VcpuThreadRunner | null = null;
 
   constructor(private readonly options: GuestOptions) {
     const load = this.prepare({
@@ -130,7 +133,8 @@ export class GuestProcess {
         mmapBase: MMAP_BASE,
         reservedStart: RESERVED_START,
       });
-      this.vcpu = this.vm.createVcpu();
+      if (this.vm.vcpuThreads) this.vcpuThreads = new VcpuThreadRunner(this.vm);
+      this.vcpu = this.vcpuThreads ? this.vcpuThreads.vcpu : this.vm.createVcpu();
       this.runtime = createGuestRuntime({
         space: this.space,
         memory: this.vm.memory,
@@ -149,11 +153,12 @@ export class GuestProcess {
                 this.enableTimeSlices();
               },
             }
-          : undefined,
+          : this.vcpuThreads?.spawner,
         catchHostSignals: options.ownsProcess ?? false,
       });
       load();
     } catch (error) {
+      this.vcpuThreads?.destroy();
       this.vm.destroy();
       throw error;
     }
@@ -384,6 +389,7 @@ export class GuestProcess {
 
   /** Run to completion. */
   run(): GuestOutcome {
+    if (this.vcpuThreads) return this.runThreads(this.vcpuThreads);
     const { vcpu, runtime, space } = this;
     const signals = runtime.signals;
     const frame = vcpu.syscallFrame;
@@ -442,26 +448,14 @@ export class GuestProcess {
             if (signals.anyPending) this.outcome = this.settle(signals.deliverPending());
             if (this.outcome) return this.outcome;
             continue;
-          case "fault": {
-            const bus = space.resolveBusFault(exit.address);
-            if (bus === "retry") continue; // the file grew over this page: run the instruction again
-            const info =
-              bus === "sigbus"
-                ? { signal: sig.SIGBUS, code: sig.BUS_ADRERR, address: exit.address }
-                : this.faultInfo(exit.address, exit.access, exit.mapped);
+          case "fault":
+          case "undefined-instruction":
+          case "breakpoint": {
+            const info = this.exceptionSignal(exit);
+            if (info === null) continue; // the file grew over this page: run the instruction again
             this.outcome = this.settle(signals.deliverFault(info));
             break;
           }
-          case "undefined-instruction":
-            this.outcome = this.settle(
-              signals.deliverFault({ signal: sig.SIGILL, code: sig.ILL_ILLOPC, address: exit.pc }),
-            );
-            break;
-          case "breakpoint":
-            this.outcome = this.settle(
-              signals.deliverFault({ signal: sig.SIGTRAP, code: sig.TRAP_BRKPT, address: exit.pc }),
-            );
-            break;
           case "backend-error":
             throw new Error(exit.message);
         }
@@ -470,6 +464,19 @@ export class GuestProcess {
     } finally {
       vcpu.setSyscallHandler(null);
     }
+  }
+
+  /** Every guest thread on a vCPU of its own, all running at once; the scheduling decisions are shared with run(). */
+  private runThreads(runner: VcpuThreadRunner): GuestOutcome {
+    return runner.run({
+      runtime: this.runtime,
+      space: this.space,
+      interruptForSignals: () => this.interruptForSignals(),
+      prepareReissue: (thread) => this.prepareReissue(thread),
+      settle: (outcome) => this.settle(outcome),
+      killedBy: (signal, detail) => this.killedBy(signal, detail),
+      exceptionSignal: (exit) => this.exceptionSignal(exit),
+    });
   }
 
   private outcome: GuestOutcome | null = null;
@@ -661,6 +668,21 @@ export class GuestProcess {
     return null;
   }
 
+  /**
+   * The signal a guest exception raises: SIGSEGV/SIGBUS for a fault, SIGILL for an undefined instruction,
+   * SIGTRAP for brk; null when the instruction should simply run again (a file grew over the page).
+   */
+  exceptionSignal(exit: VcpuExit): SignalInfo | null {
+    if (exit.kind === "undefined-instruction")
+      return { signal: sig.SIGILL, code: sig.ILL_ILLOPC, address: exit.pc };
+    if (exit.kind === "breakpoint") return { signal: sig.SIGTRAP, code: sig.TRAP_BRKPT, address: exit.pc };
+    if (exit.kind !== "fault") throw new Error(`not a guest exception: ${exit.kind}`);
+    const bus = this.space.resolveBusFault(exit.address);
+    if (bus === "retry") return null;
+    if (bus === "sigbus") return { signal: sig.SIGBUS, code: sig.BUS_ADRERR, address: exit.address };
+    return this.faultInfo(exit.address, exit.access, exit.mapped);
+  }
+
   /** SIGSEGV for an access Linux would fault: MAPERR where nothing is mapped, ACCERR where the mapping forbids it. */
   private faultInfo(address: number, access: "read" | "write" | "exec", mapped: boolean): SignalInfo {
     const region = this.space.regions.find(address);
@@ -690,6 +712,7 @@ export class GuestProcess {
 
   destroy(): void {
     this.runtime.close();
+    this.vcpuThreads?.destroy();
     this.vm.destroy();
   }
 }

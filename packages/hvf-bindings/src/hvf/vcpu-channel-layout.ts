@@ -8,7 +8,7 @@
  * exited (EVENT.EXIT), or it is parked inside an in-line syscall (EVENT.SYSCALL) and serves further
  * commands (registers) until the main thread RESUMEs it with the handler's verdict.
  */
-import type { AccessKind, GeneralRegister, VcpuExit } from "../backend.ts";
+import { type AccessKind, GENERAL_REGISTER_NAMES, type VcpuExit } from "../backend.ts";
 
 /** Int32 word indices. */
 export const WORD = {
@@ -47,6 +47,8 @@ export const OFFSET = {
 } as const;
 export const FRAME_WORDS = 18;
 export const CHANNEL_SIZE = 4096;
+/** The doorbell a group of vCPU workers shares (VcpuDoorbell): one Int32 counter. */
+export const DOORBELL_SIZE = 8;
 export const MESSAGE_MAX = CHANNEL_SIZE - OFFSET.MESSAGE;
 
 export const COMMAND = {
@@ -93,16 +95,7 @@ export const ACCESS_CODE: Record<AccessKind, number> = { read: 0, write: 1, exec
 export const ACCESS_NAME: readonly AccessKind[] = ["read", "write", "exec"];
 
 /** Register numbering on the channel. X0..X8 never go through GET/SET_REGISTER: they are FRAME. */
-export const GENERAL_REGISTERS: readonly GeneralRegister[] = [
-  ...(Array.from({ length: 31 }, (_, n) => `x${n}`) as GeneralRegister[]),
-  "sp",
-  "pc",
-  "nzcv",
-  "tpidr_el0",
-  "tpidrro_el0",
-  "fpcr",
-  "fpsr",
-];
+export const GENERAL_REGISTERS = GENERAL_REGISTER_NAMES;
 export const REGISTER_INDEX = new Map(GENERAL_REGISTERS.map((name, index) => [name, index]));
 /** Registers X0..X8 (indices 0..8) live in FRAME. */
 export const FRAME_REGISTERS = 9;

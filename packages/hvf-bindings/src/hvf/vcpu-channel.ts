@@ -17,8 +17,15 @@
  * Atomics.wait, because a futex wake-up costs more than a typical syscall's handling (DEFAULT_SPIN).
  */
 import { availableParallelism } from "node:os";
-import { isMainThread, threadId } from "node:worker_threads";
 import {
+  isMainThread,
+  MessageChannel,
+  type MessagePort,
+  receiveMessageOnPort,
+  threadId,
+} from "node:worker_threads";
+import {
+  type ConcurrentVcpu,
   type GeneralRegister,
   type InlineSyscallHandler,
   SYSCALL_LEAVE,
@@ -31,6 +38,7 @@ import {
   ACCESS_NAME,
   CHANNEL_SIZE,
   COMMAND,
+  DOORBELL_SIZE,
   EVENT,
   EXIT_KIND_CODE,
   EXIT_KIND_NAME,
@@ -53,6 +61,8 @@ import {
 export const DEFAULT_SPIN = availableParallelism() > 2 ? 2000 : 0;
 /** Atomics.wait slice: between slices the main thread checks that the worker still exists. */
 const WAIT_SLICE_MS = 500;
+/** How long a synchronous spawn waits for a worker to create its vCPU before giving up on it. */
+const SPAWN_LIMIT_MS = 30_000;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -87,6 +97,32 @@ function spinWhile(ctl: Int32Array, index: number, value: number, spin: number):
   return false;
 }
 
+/**
+ * One shared counter that every worker of a group bumps (and notifies) whenever it answers: the main
+ * thread's way to sleep until *any* of several vCPUs has something to report. Read `count` before
+ * polling the vCPUs, then `wait(count)`: an answer that came in between makes the wait return at once.
+ */
+export class VcpuDoorbell {
+  private readonly word: Int32Array;
+  constructor(readonly buffer: SharedArrayBuffer = new SharedArrayBuffer(DOORBELL_SIZE)) {
+    this.word = new Int32Array(buffer, 0, 1);
+  }
+  get count(): number {
+    return Atomics.load(this.word, 0);
+  }
+  /** Worker side: something happened. */
+  ring(): void {
+    Atomics.add(this.word, 0, 1);
+    Atomics.notify(this.word, 0);
+  }
+  /** Sleep until the count is no longer `seen` or `timeoutMs` passed; true if it moved. */
+  wait(seen: number, timeoutMs: number): boolean {
+    if (Atomics.load(this.word, 0) !== seen) return true;
+    if (!(timeoutMs > 0)) return false;
+    return Atomics.wait(this.word, 0, seen, timeoutMs) !== "timed-out";
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Worker side
 
@@ -101,8 +137,14 @@ export class VcpuWorkerError extends Error {
  * Serve `vcpu` over the channel until DESTROY (which destroys it). Blocks the calling thread: call it
  * in the Worker that created the vCPU, after telling the main thread it is ready.
  */
-export function serveVcpu(buffer: SharedArrayBuffer, vcpu: Vcpu, spin = DEFAULT_SPIN): void {
+export function serveVcpu(
+  buffer: SharedArrayBuffer,
+  vcpu: Vcpu,
+  spin = DEFAULT_SPIN,
+  doorbell: SharedArrayBuffer | null = null,
+): void {
   const ch = new ChannelViews(buffer);
+  const bell = doorbell ? new VcpuDoorbell(doorbell) : null;
   const { ctl, view } = ch;
   // The last request answered (not the last one sent: the main thread may already have sent one).
   let seen = Atomics.load(ctl, WORD.RESPONSE);
@@ -120,6 +162,7 @@ export function serveVcpu(buffer: SharedArrayBuffer, vcpu: Vcpu, spin = DEFAULT_
     Atomics.store(ctl, WORD.STATUS, status);
     Atomics.store(ctl, WORD.RESPONSE, seen);
     Atomics.notify(ctl, WORD.RESPONSE);
+    bell?.ring();
   };
   const fail = (error: unknown): void => {
     ch.writeMessage(error instanceof Error ? error.message : String(error));
@@ -272,7 +315,15 @@ interface InitMessage {
   buffer: SharedArrayBuffer;
   spin: number;
   init: unknown;
+  /** The group's doorbell (VcpuDoorbell), rung with every answer; null: none. */
+  doorbell: SharedArrayBuffer | null;
+  /** Where to say ready (a synchronous spawn reads it with receiveMessageOnPort); null: the worker's own port. */
+  port: MessagePort | null;
 }
+
+type ReadyMessage =
+  | { type: "ready"; id: number; stopToken: unknown; thread: number }
+  | { type: "error"; message: string };
 
 /**
  * The body of a vCPU worker entry module: wait for the init message, create the vCPU *on this
@@ -286,18 +337,23 @@ export function startVcpuWorker(create: (init: unknown) => WorkerVcpu | Promise<
   };
   port.onmessage = async (event) => {
     port.onmessage = null;
-    const { buffer, spin, init } = event.data;
+    const { buffer, spin, init, doorbell, port: replyPort } = event.data;
+    const reply = (message: ReadyMessage) => (replyPort ?? port).postMessage(message);
     const ctl = new Int32Array(buffer, 0, WORD.COUNT);
     try {
       const { vcpu, stopToken } = await create(init);
+      // The message first: a synchronous spawn reads it as soon as it sees SERVING.
+      reply({ type: "ready", id: vcpu.id, stopToken, thread: threadId });
       Atomics.store(ctl, WORD.WORKER_STATE, WORKER_STATE.SERVING);
-      port.postMessage({ type: "ready", id: vcpu.id, stopToken, thread: threadId });
-      serveVcpu(buffer, vcpu, spin);
+      Atomics.notify(ctl, WORD.WORKER_STATE);
+      serveVcpu(buffer, vcpu, spin, doorbell);
     } catch (error) {
-      port.postMessage({ type: "error", message: error instanceof Error ? error.message : String(error) });
+      reply({ type: "error", message: error instanceof Error ? error.message : String(error) });
     } finally {
       Atomics.store(ctl, WORD.WORKER_STATE, WORKER_STATE.GONE);
+      Atomics.notify(ctl, WORD.WORKER_STATE);
       Atomics.notify(ctl, WORD.RESPONSE);
+      if (doorbell) new VcpuDoorbell(doorbell).ring();
     }
   };
 }
@@ -313,18 +369,24 @@ export interface VcpuWorkerOptions {
   /** Stop the vCPU from this thread, given the worker's stop token (HVF: hv_vcpus_exit). */
   stop: (token: unknown) => void;
   spin?: number;
+  /** Rung by the worker with every answer (shared by a group of vCPUs: see VcpuDoorbell). */
+  doorbell?: VcpuDoorbell;
 }
 
 type HostState = "idle" | "running" | "destroyed";
 
 /** The main thread's handle on a vCPU living in a Worker; a `Vcpu` itself. */
-export class VcpuWorkerHost implements Vcpu {
+export class VcpuWorkerHost implements ConcurrentVcpu {
   /** X0..X8 in shared memory: valid after every exit and inside the in-line handler. */
   readonly syscallFrame: Uint32Array;
   private readonly ch: ChannelViews;
   private state: HostState = "idle";
   private handler: InlineSyscallHandler | null = null;
   private sequence = 0;
+  /** The RUN request `start()` sent, whose answer `poll()` waits for (null: none outstanding). */
+  private started: number | null = null;
+  /** requestStop() was called and no exit has been taken since (destroy() does not kick twice). */
+  private stopRequested = false;
 
   private constructor(
     private readonly worker: Worker,
@@ -352,30 +414,90 @@ export class VcpuWorkerHost implements Vcpu {
       };
       worker.addEventListener("error", onError);
       worker.addEventListener("message", function onMessage(event: MessageEvent) {
-        const message = event.data as
-          | { type: "ready"; id: number; stopToken: unknown; thread: number }
-          | { type: "error"; message: string };
         worker.removeEventListener("message", onMessage);
         worker.removeEventListener("error", onError);
-        if (message.type === "error") {
-          worker.terminate();
-          reject(new VcpuWorkerError(`vCPU worker failed to start: ${message.message}`));
-          return;
+        try {
+          resolve(VcpuWorkerHost.fromReady(worker, buffer, event.data as ReadyMessage, options, spin));
+        } catch (error) {
+          reject(error);
         }
-        resolve(
-          new VcpuWorkerHost(
-            worker,
-            buffer,
-            message.id,
-            message.thread,
-            message.stopToken,
-            options.stop,
-            spin,
-          ),
-        );
       });
-      worker.postMessage({ buffer, spin, init: options.init } satisfies InitMessage);
+      worker.postMessage(VcpuWorkerHost.initMessage(buffer, spin, options, null));
     });
+  }
+
+  /**
+   * `spawn` without giving up the thread: blocks until the worker has created its vCPU (or failed to).
+   * For callers that cannot await, such as a syscall handler creating a vCPU for a guest clone. The
+   * worker runs on its own event loop, so this thread's loop need not turn: the answer comes through
+   * the channel's WORKER_STATE word and a MessagePort read with receiveMessageOnPort. A worker whose
+   * entry module does not even load never answers: after SPAWN_LIMIT_MS it is terminated and this throws.
+   */
+  static spawnSync(options: VcpuWorkerOptions): VcpuWorkerHost {
+    const buffer = new SharedArrayBuffer(CHANNEL_SIZE);
+    const ctl = new Int32Array(buffer, 0, WORD.COUNT);
+    const spin = options.spin ?? DEFAULT_SPIN;
+    const { port1, port2 } = new MessageChannel();
+    const worker = new Worker(options.workerUrl);
+    try {
+      // node:worker_threads' MessagePort is transferable to a Worker; the DOM typing does not know it.
+      const transfer = [port2] as unknown as Parameters<Worker["postMessage"]>[1];
+      worker.postMessage(VcpuWorkerHost.initMessage(buffer, spin, options, port2), transfer);
+      const limit = performance.now() + SPAWN_LIMIT_MS;
+      let received: { message: unknown } | undefined;
+      for (;;) {
+        received = receiveMessageOnPort(port1);
+        if (received) break;
+        // GONE without a message: the worker ended abnormally (the message always precedes GONE).
+        if (Atomics.load(ctl, WORD.WORKER_STATE) === WORKER_STATE.GONE)
+          received = receiveMessageOnPort(port1);
+        if (received) break;
+        const left = limit - performance.now();
+        if (left <= 0 || Atomics.load(ctl, WORD.WORKER_STATE) === WORKER_STATE.GONE) {
+          throw new VcpuWorkerError(
+            `vCPU worker failed to start: no answer from ${String(options.workerUrl)} within ${SPAWN_LIMIT_MS} ms`,
+          );
+        }
+        Atomics.wait(ctl, WORD.WORKER_STATE, Atomics.load(ctl, WORD.WORKER_STATE), Math.min(left, 50));
+      }
+      return VcpuWorkerHost.fromReady(worker, buffer, received.message as ReadyMessage, options, spin);
+    } catch (error) {
+      worker.terminate();
+      throw error;
+    } finally {
+      port1.close();
+    }
+  }
+
+  private static initMessage(
+    buffer: SharedArrayBuffer,
+    spin: number,
+    options: VcpuWorkerOptions,
+    port: MessagePort | null,
+  ): InitMessage {
+    return { buffer, spin, init: options.init, doorbell: options.doorbell?.buffer ?? null, port };
+  }
+
+  private static fromReady(
+    worker: Worker,
+    buffer: SharedArrayBuffer,
+    message: ReadyMessage,
+    options: VcpuWorkerOptions,
+    spin: number,
+  ): VcpuWorkerHost {
+    if (message.type === "error") {
+      worker.terminate();
+      throw new VcpuWorkerError(`vCPU worker failed to start: ${message.message}`);
+    }
+    return new VcpuWorkerHost(
+      worker,
+      buffer,
+      message.id,
+      message.thread,
+      message.stopToken,
+      options.stop,
+      spin,
+    );
   }
 
   // ---- handshake ----------------------------------------------------------------------------
@@ -436,7 +558,14 @@ export class VcpuWorkerHost implements Vcpu {
   }
 
   private call(command: number): number {
+    this.assertNotStarted();
     return this.awaitResponse(this.send(command));
+  }
+
+  /** Between start() and the exit poll() takes, the worker is inside run(): no other request may go. */
+  private assertNotStarted(): void {
+    if (this.started !== null)
+      throw new VcpuWorkerError(`vCPU ${this.id}: register access while run() is in progress`);
   }
 
   private readExit(): VcpuExit {
@@ -521,9 +650,46 @@ export class VcpuWorkerHost implements Vcpu {
     }
   }
 
+  /**
+   * Start running and return at once (no in-line handler: every syscall is an exit). X0..X8 as they
+   * stand in `syscallFrame` are the guest's (written back on entry). The exit comes through `poll()`;
+   * meanwhile only `requestStop()` may be used. With a doorbell, the worker rings it when it exits.
+   */
+  start(): void {
+    if (this.handler) throw new VcpuWorkerError(`vCPU ${this.id}: start() with an in-line handler set`);
+    this.enterRun();
+    Atomics.store(this.ch.ctl, WORD.FRAME_DIRTY, 1);
+    try {
+      this.started = this.send(COMMAND.RUN);
+    } catch (error) {
+      this.state = "idle";
+      throw error;
+    }
+  }
+
+  /** After `start()`: the exit, once the vCPU has one (the vCPU is then idle), else null. Never blocks. */
+  poll(): VcpuExit | null {
+    if (this.started === null) throw new VcpuWorkerError(`vCPU ${this.id}: poll() without start()`);
+    if (Atomics.load(this.ch.ctl, WORD.RESPONSE) !== this.started) {
+      this.checkWorkerAlive();
+      return null;
+    }
+    this.started = null;
+    this.stopRequested = false;
+    this.state = "idle";
+    this.takeResponse();
+    return this.readExit();
+  }
+
+  /** Started and its exit not yet taken by `poll()`. */
+  get running(): boolean {
+    return this.started !== null;
+  }
+
   /** Cross-thread stop: the backend's kick (hv_vcpus_exit), no handshake. Callable while running. */
   requestStop(): void {
     if (this.state === "destroyed") return;
+    this.stopRequested = true;
     this.stopVcpu(this.stopToken);
   }
 
@@ -554,6 +720,7 @@ export class VcpuWorkerHost implements Vcpu {
   getRegister(name: GeneralRegister): bigint {
     const index = this.registerIndex(name);
     if (index < FRAME_REGISTERS) {
+      this.assertNotStarted();
       const f = this.syscallFrame;
       return (BigInt(f[2 * index + 1]!) << 32n) | BigInt(f[2 * index]!);
     }
@@ -566,6 +733,7 @@ export class VcpuWorkerHost implements Vcpu {
     const index = this.registerIndex(name);
     const v = BigInt.asUintN(64, value);
     if (index < FRAME_REGISTERS) {
+      this.assertNotStarted();
       this.syscallFrame[2 * index] = Number(v & 0xffff_ffffn);
       this.syscallFrame[2 * index + 1] = Number(v >> 32n);
       Atomics.store(this.ch.ctl, WORD.FRAME_DIRTY, 1);
@@ -589,9 +757,19 @@ export class VcpuWorkerHost implements Vcpu {
     this.call(COMMAND.SET_VECTOR);
   }
 
-  /** Destroy the vCPU on its thread, then end the worker. */
+  /** Destroy the vCPU on its thread, then end the worker. A `start()`ed vCPU is stopped and awaited first. */
   destroy(): void {
     if (this.state === "destroyed") return;
+    if (this.started !== null) {
+      if (!this.stopRequested) this.requestStop();
+      try {
+        this.awaitResponse(this.started);
+      } catch {
+        // Its exit or its failure: either way it is no longer running.
+      }
+      this.started = null;
+      this.state = "idle";
+    }
     this.assertIdle("destroy");
     try {
       if (Atomics.load(this.ch.ctl, WORD.WORKER_STATE) !== WORKER_STATE.GONE) this.call(COMMAND.DESTROY);

@@ -28,6 +28,7 @@ import type {
   TlbInvalidation,
   Vcpu,
   VcpuExit,
+  VcpuThreads,
   Vm,
   VmOptions,
 } from "../backend.ts";
@@ -94,6 +95,7 @@ import {
 } from "./fork-registers.ts";
 import { type QueuedActions, SharedVmState } from "./shared-vm-state.ts";
 import { EC, ESR } from "./syndrome-constants.ts";
+import { type HvfVcpuThreadOptions, HvfVcpuWorkerGroup } from "./vcpu-worker-group.ts";
 
 /** Everything the backend takes from the outside world; tests inject a scripted fake. */
 export interface HvfHost {
@@ -698,10 +700,14 @@ export class HvfVm implements Vm, VcpuHome {
    * the VM and the calling thread's vCPUs). Unverified on Apple hardware: see the README.
    */
   readonly forkable = true;
+  /** The Worker vCPUs of `vcpuThreads()`, made on first use. */
+  private workerGroup: HvfVcpuWorkerGroup | null = null;
 
   constructor(
     readonly host: HvfHost,
     options: VmOptions,
+    /** How `vcpuThreads()` makes its Workers (tests: a fake framework in each). */
+    private readonly threadOptions: HvfVcpuThreadOptions = {},
   ) {
     const size = options.memorySize;
     if (!isPowerOfTwo(size) || size < 256 * 1024 * 1024) {
@@ -869,6 +875,20 @@ export class HvfVm implements Vm, VcpuHome {
     if (length > 0) this.queueAction(ACTION.IC_IALLU);
   }
 
+  /**
+   * vCPUs in Workers of their own, one per guest thread, sharing a doorbell (vcpu-worker-group.ts): what the
+   * runtime uses on this backend, since the thread that created a vCPU is the only one that may run it.
+   */
+  vcpuThreads(): VcpuThreads {
+    if (this.destroyed) throw new Error("vcpuThreads of a destroyed VM");
+    this.workerGroup ??= new HvfVcpuWorkerGroup(
+      () => this.descriptor(),
+      (token) => requestRemoteStop(token as RemoteStopToken, this.host.hv),
+      this.threadOptions,
+    );
+    return this.workerGroup;
+  }
+
   /** A vCPU owned by the calling thread (see the thread rule); Workers use `attachHvfVm`. */
   createVcpu(): HvfVcpu {
     if (this.destroyed) throw new Error("createVcpu on a destroyed VM");
@@ -943,13 +963,19 @@ export function attachHvfVm(descriptor: HvfVmDescriptor, host: HvfHost = default
 
 export class HvfBackend implements Backend {
   readonly name = "hvf" as const;
-  /** `host` replaces the framework, memory and thread identity (tests); default: the real ones. */
-  constructor(private readonly host?: HvfHost) {}
+  /**
+   * `host` replaces the framework, memory and thread identity (tests); default: the real ones. `threads`
+   * configures the Workers of `HvfVm.vcpuThreads()` (tests: a fake framework module for each).
+   */
+  constructor(
+    private readonly host?: HvfHost,
+    private readonly threads: HvfVcpuThreadOptions = {},
+  ) {}
   availability(): BackendAvailability {
     return this.host ? hvfAvailability(this.host.hv) : hvfAvailability();
   }
   createVm(options: VmOptions): HvfVm {
-    return new HvfVm(this.host ?? defaultHost(), options);
+    return new HvfVm(this.host ?? defaultHost(), options, this.threads);
   }
 }
 

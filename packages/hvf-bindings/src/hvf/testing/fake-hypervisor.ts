@@ -71,8 +71,10 @@ export class FakeHypervisor {
    * `exitLine` lets hv_vcpus_exit cross threads as the real one does: fakes on several threads that
    * share it see each other's cancels (the VM's thread kicks, the vCPU's thread spins until kicked).
    */
-  constructor(options: { exitLine?: SharedArrayBuffer } = {}) {
+  constructor(options: { exitLine?: SharedArrayBuffer; firstHandle?: number } = {}) {
     this.exitLine = options.exitLine ? new Int32Array(options.exitLine) : null;
+    // Fakes in several workers share one exit line: each numbers its vCPUs from its own base.
+    this.nextHandle = BigInt(options.firstHandle ?? 0);
   }
 
   host(): HvfHost {
