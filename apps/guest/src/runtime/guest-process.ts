@@ -133,7 +133,7 @@ export class GuestProcess {
         mmapBase: MMAP_BASE,
         reservedStart: RESERVED_START,
       });
-      if (this.vm.vcpuThreads) this.vcpuThreads = new VcpuThreadRunner(this.vm);
+      if (this.vm.vcpuThreads) this.vcpuThreads = new VcpuThreadRunner(this.vm, options.trace);
       this.vcpu = this.vcpuThreads ? this.vcpuThreads.vcpu : this.vm.createVcpu();
       this.runtime = createGuestRuntime({
         space: this.space,
@@ -151,6 +151,7 @@ export class GuestProcess {
                 child.start = { sp, tls };
                 child.run = "runnable";
                 this.enableTimeSlices();
+                return undefined;
               },
             }
           : this.vcpuThreads?.spawner,

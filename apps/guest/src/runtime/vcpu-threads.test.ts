@@ -44,6 +44,7 @@ afterEach(() => {
 });
 
 interface TraceEntry {
+  line: string;
   tid: number;
   name: string;
   result: string;
@@ -60,11 +61,15 @@ interface TraceEntry {
  * by that clone; 1, 2…: the threads in clone order). Every traced syscall is recorded with the registers of
  * the thread that made it (read on the main thread at that moment).
  */
-function guestWithThreads(first: FakeWorkerStep[], workers: FakeWorkerStep[][] = []) {
+function guestWithThreads(
+  first: FakeWorkerStep[],
+  workers: FakeWorkerStep[][] = [],
+  hostModule = FAKE_WORKER_HOST_MODULE,
+) {
   const exitLine = new SharedArrayBuffer(EXIT_LINE_SIZE);
   const fake = new FakeHypervisor({ exitLine });
   const backend = new HvfBackend(fake.host(), {
-    hostModule: FAKE_WORKER_HOST_MODULE,
+    hostModule,
     // Handle 0 is the main-thread vCPU's (the shared exit line is indexed by handle).
     hostOptions: (n): FakeWorkerOptions => ({ exitLine, script: workers[n] ?? [], firstHandle: n + 1 }),
   });
@@ -83,6 +88,7 @@ function guestWithThreads(first: FakeWorkerStep[], workers: FakeWorkerStep[][] =
       if (!match || !guest) return;
       const vcpu = guest.vcpu;
       const entry: TraceEntry = {
+        line,
         tid: guest.runtime.process.currentThread.tid,
         name: match[1]!,
         result: match[2]!,
@@ -336,4 +342,26 @@ test("a parked thread's deadline ends its wait (FUTEX_WAIT with an expired timeo
   expect(trace[1]!.result).toBe("?"); // parked, not answered at once: more than one thread
   expect(trace[2]!.x9).toBe(BigInt.asUintN(64, -110n)); // woken by its deadline with ETIMEDOUT
   expect(fake.exitsRequested).toEqual([2n]); // the other thread ran all along, until exit_group stopped it
+});
+
+test("a clone that cannot get a vCPU (its Worker does not start) fails with EAGAIN and the process goes on", () => {
+  const { guest, trace } = guestWithThreads(
+    [
+      {
+        step: "syscall",
+        number: NR.clone,
+        args: [THREAD_FLAGS, CHILD_STACK, 0, CHILD_TLS, CHILD_TID],
+        pc: 0x40_1000,
+      },
+      { step: "syscall", number: NR.gettid, pc: 0x40_1004 },
+      { step: "syscall", number: NR.exit_group, args: [4], pc: 0x40_1008 },
+    ],
+    [],
+    new URL("./no-such-worker-host.ts", import.meta.url).href,
+  );
+  expect(guest.run()).toEqual({ kind: "exited", status: 4 });
+  const pid = guest.runtime.process.pid;
+  expect(trace.map((e) => `${e.name}=${e.result}`)).toEqual(["clone=-1", `gettid=${pid}`, "exit_group=?"]);
+  expect(trace[0]!.line).toContain("= -1 EAGAIN");
+  expect(guest.runtime.process.threads.size).toBe(1);
 });

@@ -30,6 +30,7 @@ import {
 import {
   type AddressSpace,
   type DeliveryOutcome,
+  errno,
   type GuestRuntime,
   pollBlockedThreads,
   type SignalInfo,
@@ -175,8 +176,11 @@ export class VcpuThreadRunner {
   /** The VM's Worker vCPUs and their doorbell, from the first clone on. */
   private group: VcpuThreads | null = null;
 
-  /** `vm` must have the `vcpuThreads` capability. */
-  constructor(private readonly vm: Vm) {
+  /** `vm` must have the `vcpuThreads` capability; `trace` is --trace's line printer. */
+  constructor(
+    private readonly vm: Vm,
+    private readonly trace?: (line: string) => void,
+  ) {
     if (!vm.vcpuThreads) throw new Error("VcpuThreadRunner needs a VM with vCPU threads (Vm.vcpuThreads)");
     this.initial = new MainThreadVcpu(vm.createVcpu());
     this.vcpu = new CurrentThreadVcpu(this.initial);
@@ -188,15 +192,18 @@ export class VcpuThreadRunner {
    * At the first clone the cloning thread's vCPU moves into a Worker too: this thread must be free to take
    * every vCPU's exits, and a vCPU can only run on the thread that created it.
    */
-  private spawn(child: ThreadState, sp: bigint, tls: bigint | null): void {
+  private spawn(child: ThreadState, sp: bigint, tls: bigint | null): number | undefined {
     const parent = this.vcpu.target; // stopped at its clone (PC past the svc)
-    const moved = parent instanceof MainThreadVcpu ? this.copyIntoWorker(parent) : null;
+    let moved: ConcurrentVcpu | null = null;
     let vcpu: ConcurrentVcpu;
     try {
+      moved = parent instanceof MainThreadVcpu ? this.copyIntoWorker(parent) : null;
       vcpu = this.copyIntoWorker(parent);
     } catch (error) {
+      // No vCPU slot or Worker to be had: clone fails with EAGAIN, as Linux does at its thread limits.
       moved?.destroy();
-      throw error;
+      this.trace?.(`[guest] clone: no vCPU for a new thread (${(error as Error).message}): EAGAIN`);
+      return -errno.EAGAIN;
     }
     vcpu.setRegister("x0", 0n);
     if (sp !== 0n) vcpu.setRegister("sp", sp);
@@ -208,6 +215,7 @@ export class VcpuThreadRunner {
     }
     this.vcpus.set(child, vcpu);
     child.run = "runnable";
+    return undefined;
   }
 
   /** A Worker vCPU holding a copy of every register of `source`. */

@@ -492,8 +492,11 @@ function futexWaitv(args: SyscallArgs, ctx: SyscallContext): SyscallResult {
 }
 
 export interface ThreadSpawner {
-  /** Make `child` runnable with a copy of the calling thread's registers (X0 = 0, `sp`, `tls` applied). */
-  spawn(child: ThreadState, sp: bigint, tls: bigint | null): void;
+  /**
+   * Make `child` runnable with a copy of the calling thread's registers (X0 = 0, `sp`, `tls` applied); a
+   * negative errno when no thread can be made (EAGAIN: out of vCPUs).
+   */
+  spawn(child: ThreadState, sp: bigint, tls: bigint | null): number | undefined;
 }
 
 /**
@@ -520,7 +523,11 @@ export function cloneThread(
   if (flags & CLONE_PARENT_SETTID && ctx.memory.writeU32(request.parentTid, tid) < 0) return -EFAULT;
   if (flags & CLONE_CHILD_SETTID && ctx.memory.writeU32(request.childTid, tid) < 0) return -EFAULT;
   process.threads.set(tid, child);
-  spawner.spawn(child, request.stack, flags & CLONE_SETTLS ? request.tls : null);
+  const spawned = spawner.spawn(child, request.stack, flags & CLONE_SETTLS ? request.tls : null);
+  if (spawned !== undefined && spawned < 0) {
+    process.threads.delete(tid);
+    return spawned;
+  }
   return tid;
 }
 
