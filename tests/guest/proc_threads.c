@@ -457,6 +457,20 @@ static void futex_waitv(void) {
   pthread_join(thread, NULL);
   CHECK("a FUTEX_WAKE of the second word ends futex_waitv with index 1",
         woken == 1 && atomic_load(&waitv_result) == 1);
+
+  /* Requeued from its first word to another, a futex_waitv waiter is woken there and names the first. */
+  static atomic_int word_c;
+  atomic_store(&waitv_result, -100);
+  pthread_create(&thread, NULL, waitv_thread, NULL);
+  long moved = 0;
+  for (int i = 0; i < 2000 && moved == 0; i++) {
+    sleep_ms(1);
+    moved = syscall(SYS_futex, &word_a, FUTEX_CMP_REQUEUE_PRIVATE, 0, 1, &word_c, 0);
+  }
+  long rewoken = syscall(SYS_futex, &word_c, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+  pthread_join(thread, NULL);
+  CHECK("FUTEX_CMP_REQUEUE moves a futex_waitv waiter; woken there it returns index 0",
+        moved == 1 && rewoken == 1 && atomic_load(&waitv_result) == 0);
 }
 
 /* ---- blocking calls block only their own thread ---- */

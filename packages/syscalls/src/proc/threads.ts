@@ -409,8 +409,16 @@ function threadFutex(args: SyscallArgs, ctx: SyscallContext): SyscallResult {
       const limit = args.uint(3);
       for (const thread of ctx.process.threads.values()) {
         if (moved >= limit) break;
-        if (thread.run === "blocked" && thread.waitKey === uaddr) {
+        if (thread.run !== "blocked") continue;
+        if (thread.waitKey === uaddr) {
           thread.waitKey = uaddr2;
+          moved++;
+          continue;
+        }
+        // A futex_waitv waiter moves too: woken on uaddr2, it returns the index it waited on uaddr with.
+        const index = thread.waitKeys?.indexOf(uaddr) ?? -1;
+        if (index >= 0) {
+          thread.waitKeys![index] = uaddr2;
           moved++;
         }
       }
