@@ -65,17 +65,39 @@ const VECTOR_REGISTERS = 32;
 const SIGNAL_CHECK_MS = 50;
 const FD_CHECK_MS = 5;
 
+/** Identity, frame and registers of another vCPU (`delegate`), for the two wrappers below. */
+abstract class DelegatingVcpu {
+  protected abstract get delegate(): Vcpu;
+  get id(): number {
+    return this.delegate.id;
+  }
+  get syscallFrame(): Uint32Array {
+    return this.delegate.syscallFrame;
+  }
+  getRegister(name: GeneralRegister): bigint {
+    return this.delegate.getRegister(name);
+  }
+  setRegister(name: GeneralRegister, value: bigint): void {
+    this.delegate.setRegister(name, value);
+  }
+  getVector(index: number): Uint8Array {
+    return this.delegate.getVector(index);
+  }
+  setVector(index: number, value: Uint8Array): void {
+    this.delegate.setVector(index, value);
+  }
+}
+
 /**
  * The `Vcpu` the runtime and the loader see: whichever guest thread is current. Register access goes to that
  * thread's vCPU (stopped at its exit while the runtime works on it).
  */
-export class CurrentThreadVcpu implements Vcpu {
-  constructor(public target: ConcurrentVcpu) {}
-  get id(): number {
-    return this.target.id;
+export class CurrentThreadVcpu extends DelegatingVcpu implements Vcpu {
+  constructor(public target: ConcurrentVcpu) {
+    super();
   }
-  get syscallFrame(): Uint32Array {
-    return this.target.syscallFrame;
+  protected get delegate(): Vcpu {
+    return this.target;
   }
   run(): VcpuExit {
     throw new Error("a vCPU per guest thread: VcpuThreadRunner runs them, not Vcpu.run()");
@@ -85,18 +107,6 @@ export class CurrentThreadVcpu implements Vcpu {
   }
   setSyscallHandler(handler: unknown): void {
     if (handler) throw new Error("a vCPU per guest thread: every syscall is an exit, no in-line handler");
-  }
-  getRegister(name: GeneralRegister): bigint {
-    return this.target.getRegister(name);
-  }
-  setRegister(name: GeneralRegister, value: bigint): void {
-    this.target.setRegister(name, value);
-  }
-  getVector(index: number): Uint8Array {
-    return this.target.getVector(index);
-  }
-  setVector(index: number, value: Uint8Array): void {
-    this.target.setVector(index, value);
   }
   destroy(): void {
     // The runner owns the vCPUs (VcpuThreadRunner.destroy).
@@ -109,14 +119,13 @@ export class CurrentThreadVcpu implements Vcpu {
  * vCPUs live in Workers). `start()` runs it to its next exit at once: with one guest thread nothing else needs
  * this thread meanwhile (as with a single vCPU anywhere: run() blocks).
  */
-class MainThreadVcpu implements ConcurrentVcpu {
+class MainThreadVcpu extends DelegatingVcpu implements ConcurrentVcpu {
   private exit: VcpuExit | null = null;
-  constructor(private readonly inner: Vcpu) {}
-  get id(): number {
-    return this.inner.id;
+  constructor(private readonly inner: Vcpu) {
+    super();
   }
-  get syscallFrame(): Uint32Array {
-    return this.inner.syscallFrame;
+  protected get delegate(): Vcpu {
+    return this.inner;
   }
   get running(): boolean {
     return this.exit !== null;
@@ -137,18 +146,6 @@ class MainThreadVcpu implements ConcurrentVcpu {
   }
   setSyscallHandler(handler: Parameters<Vcpu["setSyscallHandler"]>[0]): void {
     this.inner.setSyscallHandler(handler);
-  }
-  getRegister(name: GeneralRegister): bigint {
-    return this.inner.getRegister(name);
-  }
-  setRegister(name: GeneralRegister, value: bigint): void {
-    this.inner.setRegister(name, value);
-  }
-  getVector(index: number): Uint8Array {
-    return this.inner.getVector(index);
-  }
-  setVector(index: number, value: Uint8Array): void {
-    this.inner.setVector(index, value);
   }
   destroy(): void {
     this.inner.destroy();
