@@ -1,6 +1,12 @@
 /**
  * @guest/hvf-bindings: the backend interface, and the native backend over Apple's Hypervisor.framework.
  *
+ * What every start needs is exported directly: the backend interface (backend.ts), the native-helper loader,
+ * and the signing facts the CLI consults before choosing a backend. The Hypervisor.framework implementation
+ * itself (`HvfBackend`, `hvfAvailability`, the vCPU Worker channel, the shim, the constants and the test
+ * doubles) is loaded on demand: `const hvf = await loadHvf()`, then `new hvf.HvfBackend()`; its types are
+ * exported here as types. So a start on Linux, where only the emulator backend runs, never loads it.
+ *
  * THREAD RULES (Hypervisor.framework's, enforced at run time):
  * 1. A vCPU is used only by the thread that created it: hv_vcpu_run, register access and
  *    hv_vcpu_destroy from any other thread throw HvfThreadError.
@@ -13,17 +19,6 @@
  * doorbell (`VcpuDoorbell`), and stops a running vCPU with hv_vcpus_exit.
  */
 export * from "./backend.ts";
-export * from "./hvf/constants.ts";
-export * from "./hvf/decode.ts";
-export * from "./hvf/errors.ts";
-export {
-  DEFAULT_HVF_FRAMEWORK,
-  type HypervisorSymbols,
-  hvfAvailability,
-  hypervisorSymbols,
-  hypervisorUnavailable,
-} from "./hvf/ffi.ts";
-export { SharedVmState } from "./hvf/shared-vm-state.ts";
 export {
   type CodesignOutput,
   ENTITLEMENTS_PLIST,
@@ -36,47 +31,13 @@ export {
   signingUnavailableReason,
   UNSIGNED_REASON,
 } from "./hvf/signing.ts";
-export * from "./hvf/syndrome-constants.ts";
-/**
- * Test doubles for code above this package (apps/guest): the scripted framework, and the module a vCPU Worker
- * loads to play one (`HvfBackend`'s `hostModule`). Never used outside tests.
- */
-export { EXIT_LINE_SIZE, FakeHypervisor } from "./hvf/testing/fake-hypervisor.ts";
-export {
-  FAKE_WORKER_HOST_MODULE,
-  type FakeWorkerOptions,
-  type FakeWorkerStep,
-  fakeStep,
-} from "./hvf/testing/fake-worker-host.ts";
-export {
-  DEFAULT_SPIN,
-  serveVcpu,
-  startVcpuWorker,
-  VcpuDoorbell,
-  VcpuWorkerError,
-  VcpuWorkerHost,
-  type VcpuWorkerOptions,
-  type WorkerVcpu,
-} from "./hvf/vcpu-channel.ts";
-export {
-  type HvfVcpuThreadOptions,
-  HvfVcpuWorkerGroup,
-  type HvfVcpuWorkerOptions,
-  hvfVcpuWorkerUrl,
-} from "./hvf/vcpu-worker-group.ts";
-export { spawnHvfVcpuWorker } from "./hvf/vcpu-worker-host.ts";
-export {
-  attachHvfVm,
-  HvfBackend,
-  type HvfHost,
-  type HvfVcpu,
-  HvfVm,
-  HvfVmAttachment,
-  type HvfVmDescriptor,
-  ipaCandidates,
-  type RemoteStopToken,
-  requestRemoteStop,
-  slabSegmentSize,
-} from "./hvf/vm.ts";
 export { loadNativeHelper, nativeCacheDir, prebuiltPathFor } from "./native.ts";
-export * as shimLayout from "./shim/layout.ts";
+
+/** The Hypervisor.framework implementation's exports (hvf.ts), as `loadHvf()` resolves them. */
+export type HvfModule = typeof import("./hvf.ts");
+export type * from "./hvf.ts";
+
+/** Load the Hypervisor.framework implementation (once; later calls resolve to the same module). */
+export function loadHvf(): Promise<HvfModule> {
+  return import("./hvf.ts");
+}

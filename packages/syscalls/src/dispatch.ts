@@ -12,8 +12,21 @@ import { createFlagTranslator } from "./host/flags.ts";
 import { type Host, sharedHost } from "./host/host.ts";
 import type { GuestMemory } from "./memory.ts";
 import type { ProcessState } from "./process.ts";
-import { type CompiledFormat, compileFormat, formatCall } from "./trace/format.ts";
-import { SYSCALL_FORMATS, type SyscallFormatSpec } from "./trace/formats.ts";
+import type { CompiledFormat } from "./trace/format.ts";
+import type { SyscallFormatSpec } from "./trace/formats.ts";
+
+/** The trace's format table and formatters (trace/formatting.ts). */
+export type TraceFormatting = typeof import("./trace/formatting.ts");
+let formatting: TraceFormatting | null = null;
+
+/**
+ * The trace's format table and formatters, loaded (synchronously) on first use: a traced call, or a caller
+ * asking. A run without --trace never parses them: ~1 ms of every start.
+ */
+export function traceFormatting(): TraceFormatting {
+  formatting ??= require("./trace/formatting.ts") as TraceFormatting;
+  return formatting;
+}
 
 export interface DispatcherOptions {
   memory: GuestMemory;
@@ -88,15 +101,33 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   };
 
   const handlers: SyscallHandler[] = new Array(TABLE_SIZE).fill(unimplemented);
-  const names: string[] = Array.from({ length: TABLE_SIZE }, (_, nr) => syscallName(nr));
-  const formats: Array<CompiledFormat | undefined> = new Array(TABLE_SIZE).fill(undefined);
+  // Names are for the trace and the unimplemented notice: the table's own names now, `syscall_0x…` for holes
+  // only when one is asked for (building all 512 strings up front cost ~1 ms of every start).
+  const names: Array<string | undefined> = new Array(TABLE_SIZE).fill(undefined);
+  // Argument formats matter only to the trace: each is looked up and compiled on the first traced call of its
+  // syscall, so a run without --trace never builds them. The spec is the one registerHandler was given, else
+  // the built-in table's for the syscall's name; none: a plain "name(0x…, …) = result" line.
+  const givenSpecs: Array<SyscallFormatSpec | undefined> = new Array(TABLE_SIZE).fill(undefined);
+  const formats: Array<CompiledFormat | null | undefined> = new Array(TABLE_SIZE).fill(undefined);
+  const formatOf = (
+    nr: number,
+    { SYSCALL_FORMATS, compileFormat }: TraceFormatting,
+  ): CompiledFormat | undefined => {
+    if (nr >= TABLE_SIZE) return undefined;
+    let format = formats[nr];
+    if (format === undefined) {
+      const name = names[nr];
+      const spec = givenSpecs[nr] ?? (name === undefined ? undefined : SYSCALL_FORMATS[name]);
+      formats[nr] = format = spec === undefined ? null : compileFormat(spec);
+    }
+    return format ?? undefined;
+  };
   for (let nr = 0; nr < NR_SYSCALLS; nr++) {
     const name = SYSCALL_NAMES[nr];
     if (name === undefined) continue;
     const handler = BUILTIN_HANDLERS[name as keyof typeof BUILTIN_HANDLERS];
     if (handler !== undefined) handlers[nr] = handler;
-    const spec = SYSCALL_FORMATS[name];
-    if (spec !== undefined) formats[nr] = compileFormat(spec);
+    names[nr] = name;
   }
 
   const args = new SyscallArgs(new Uint32Array(18));
@@ -111,8 +142,10 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   const traced = (frame: Uint32Array): SyscallResult => {
     args.frame = frame;
     const nr = frame[16]!;
-    const name = nr < TABLE_SIZE ? names[nr]! : syscallName(nr);
-    const format = nr < TABLE_SIZE ? formats[nr] : undefined;
+    const name = (nr < TABLE_SIZE ? names[nr] : undefined) ?? syscallName(nr);
+    const formatting = traceFormatting();
+    const { formatCall } = formatting;
+    const format = formatOf(nr, formatting);
     // A successful execve replaces the memory its arguments live in: render the line first, as "= 0".
     const before = REPLACES_IMAGE.has(nr) ? formatCall(name, format, args, 0, context.memory) : null;
     const result = (nr < TABLE_SIZE ? handlers[nr]! : unimplemented)(args, context);
@@ -133,8 +166,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         throw new RangeError(`syscall number ${nr} out of range`);
       handlers[nr] = handler;
       names[nr] = name;
-      const spec = argFormat ?? SYSCALL_FORMATS[name];
-      formats[nr] = spec === undefined ? undefined : compileFormat(spec);
+      givenSpecs[nr] = argFormat;
+      formats[nr] = undefined;
     },
     setTrace(next) {
       trace = next;

@@ -14,7 +14,14 @@ export { SIGNAL_NAMES } from "./abi/signal.ts";
 export * as structs from "./abi/structs.ts";
 export { NR, NR_SYSCALLS, SYSCALL_NAMES, type SyscallName } from "./abi/syscalls.ts";
 export * from "./context.ts";
-export { createDispatcher, type Dispatcher, type DispatcherOptions, syscallName } from "./dispatch.ts";
+export {
+  createDispatcher,
+  type Dispatcher,
+  type DispatcherOptions,
+  syscallName,
+  type TraceFormatting,
+  traceFormatting,
+} from "./dispatch.ts";
 export {
   type ExecDependencies,
   type ExecPrepare,
@@ -63,5 +70,6 @@ export {
   type SignalInfo,
 } from "./signals/delivery.ts";
 export { registerSignalHandlers } from "./signals/handlers.ts";
-export { formatCall, formatResult, quoteBytes } from "./trace/format.ts";
-export { SYSCALL_FORMATS, type SyscallFormatSpec } from "./trace/formats.ts";
+// The trace's formatters (formatCall, formatResult, quoteBytes) and format table (SYSCALL_FORMATS) are loaded
+// on first use: `traceFormatting()`. A run without --trace never parses them.
+export type { SyscallFormatSpec } from "./trace/formats.ts";

@@ -4,9 +4,17 @@
  * snapshot; the previous one is unlinked (an fd still open on it keeps reading it), and close() removes all.
  */
 import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ProcessState } from "./process.ts";
+
+/**
+ * The directory of this process's snapshots, made on the first synthetic open. node:os (for tmpdir) is loaded
+ * only then: a run that never opens a /proc file does not load it (~0.3 ms of every start).
+ */
+function snapshotDirectory(): string {
+  const { tmpdir } = require("node:os") as typeof import("node:os");
+  return mkdtempSync(join(tmpdir(), "guest-proc-"));
+}
 
 /** name under /proc/<pid>/ → its current contents, or null when this process has no such file. */
 export type ProcFileProvider = (name: string) => Uint8Array | string | null;
@@ -31,7 +39,7 @@ export function procFileSnapshot(process: ProcessState, name: string): string | 
   if (!snapshots) return null;
   const content = snapshots.provider(name);
   if (content === null) return null;
-  snapshots.directory ??= mkdtempSync(join(tmpdir(), "guest-proc-"));
+  snapshots.directory ??= snapshotDirectory();
   const path = join(snapshots.directory, `${name}.${snapshots.count++}`);
   writeFileSync(`${path}.tmp`, content, { mode: 0o444 });
   renameSync(`${path}.tmp`, path);
@@ -55,7 +63,7 @@ export function procFdDirectorySnapshot(
 ): string | null {
   const snapshots = registry.get(process);
   if (!snapshots) return null;
-  snapshots.directory ??= mkdtempSync(join(tmpdir(), "guest-proc-"));
+  snapshots.directory ??= snapshotDirectory();
   const path = join(snapshots.directory, `fd.${snapshots.count++}`);
   mkdirSync(path, { mode: 0o700 });
   for (const [fd, target] of entries) symlinkSync(target, join(path, String(fd)));

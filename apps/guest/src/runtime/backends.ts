@@ -1,18 +1,12 @@
 /**
  * Backend choice. `auto` picks Hypervisor.framework on macOS/Apple Silicon and the emulator elsewhere.
- * Returns the backend, or a one-line reason a user can act on.
+ * Resolves to the backend, or a one-line reason a user can act on.
  */
 
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { EmulatorBackend } from "@guest/emulator";
-import {
-  type Backend,
-  HvfBackend,
-  hvfAvailability,
-  hvfSigningStatus,
-  SIGNED_EXECUTABLE,
-} from "@guest/hvf-bindings";
+import { type Backend, hvfSigningStatus, loadHvf, SIGNED_EXECUTABLE } from "@guest/hvf-bindings";
 import type { BackendChoice } from "../cli.ts";
 
 export function autoBackendName(
@@ -22,9 +16,11 @@ export function autoBackendName(
   return platform === "darwin" && arch === "arm64" ? "hvf" : "emulator";
 }
 
-export function selectBackend(choice: BackendChoice): Backend | string {
+export async function selectBackend(choice: BackendChoice): Promise<Backend | string> {
   const name = choice === "auto" ? autoBackendName() : choice;
   if (name === "hvf") {
+    // Loaded only here: the Hypervisor.framework implementation is ~8 ms of modules an emulator start never needs.
+    const { hvfAvailability, HvfBackend } = await loadHvf();
     const availability = hvfAvailability();
     if (!availability.available) return availability.reason ?? "Hypervisor.framework is not available";
     return new HvfBackend();

@@ -4,19 +4,12 @@
  * runtime that handles them is the real one. Nothing here runs on Apple hardware.
  */
 import { afterEach, expect, test } from "bun:test";
-import {
-  EXIT_LINE_SIZE,
-  FAKE_WORKER_HOST_MODULE,
-  FakeHypervisor,
-  type FakeWorkerOptions,
-  type FakeWorkerStep,
-  fakeStep,
-  HvfBackend,
-  type HvfVm,
-} from "@guest/hvf-bindings";
+import { type FakeWorkerOptions, type FakeWorkerStep, type HvfVm, loadHvf } from "@guest/hvf-bindings";
 import { demoGuestBytes } from "../demo/demo-bytes.ts";
 import { GuestProcess } from "./guest-process.ts";
 import { STACK_TOP } from "./layout.ts";
+
+const { EXIT_LINE_SIZE, FAKE_WORKER_HOST_MODULE, FakeHypervisor, fakeStep, HvfBackend } = await loadHvf();
 
 const NR = { exit: 93, exit_group: 94, futex: 98, clone: 220, gettid: 178 } as const;
 const FUTEX_WAIT_PRIVATE = 128;

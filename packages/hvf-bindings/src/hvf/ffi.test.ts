@@ -27,8 +27,11 @@ test("availability with an injected symbol table asks for the IPA limit", () => 
 
 test("importing the package works on any host without touching the framework", async () => {
   const pkg = await import("@guest/hvf-bindings");
-  expect(typeof pkg.HvfBackend).toBe("function");
-  const backend = new pkg.HvfBackend();
+  expect(typeof pkg.loadNativeHelper).toBe("function");
+  const hvf = await pkg.loadHvf();
+  expect(await pkg.loadHvf()).toBe(hvf);
+  expect(typeof hvf.HvfBackend).toBe("function");
+  const backend = new hvf.HvfBackend();
   expect(backend.name).toBe("hvf");
   if (!appleSilicon) {
     expect(backend.availability().available).toBe(false);

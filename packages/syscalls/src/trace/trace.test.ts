@@ -63,6 +63,20 @@ describe("strace-style lines", () => {
     ]);
   });
 
+  test("numbers in a hole of the table and past it are named syscall_0x…; a handler registered there by its name", () => {
+    guest.call(300);
+    guest.call(600);
+    guest.dispatcher.registerHandler(301, "guest_probe", () => 7);
+    guest.call(301, 5);
+    expect(lines).toEqual([
+      "[guest] syscall 300 (syscall_0x12c) is not implemented: -ENOSYS from now on",
+      "syscall_0x12c(0x0, 0x0, 0x0, 0x0, 0x0, 0x0) = -1 ENOSYS (Function not implemented)",
+      "[guest] syscall 600 (syscall_0x258) is not implemented: -ENOSYS from now on",
+      "syscall_0x258(0x0, 0x0, 0x0, 0x0, 0x0, 0x0) = -1 ENOSYS (Function not implemented)",
+      "guest_probe(0x5, 0x0, 0x0, 0x0, 0x0, 0x0) = 7",
+    ]);
+  });
+
   test("a registered handler (mmap) traces with its format and a hex result", () => {
     guest.dispatcher.registerHandler(NR.mmap, "mmap", () => 0x7f12_3456_0000);
     expect(guest.dispatcher.isImplemented(NR.mmap)).toBe(true);
