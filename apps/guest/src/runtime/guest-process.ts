@@ -271,12 +271,12 @@ export class GuestProcess {
       this.options.trace?.(`[guest] fork: ${refused}: ENOSYS`);
       return -errno.ENOSYS;
     }
-    this.space.commit();
+    const changes = this.space.prepareFork();
     const pid = hostFork();
     if (pid === 0) {
       this.forkedChild = true;
       vm.afterForkInChild?.();
-      this.space.afterForkInChild();
+      this.space.afterForkInChild(changes);
     } else {
       vm.afterForkInParent?.();
     }
@@ -404,6 +404,11 @@ export class GuestProcess {
         frame[0] = Number(result & 0xffffffffn);
         frame[1] = Number((result >> 32n) & 0xffffffffn);
       } else if (result.control === "exit") {
+        // A forked child that owns its host process ends right here (_exit), as main() would after unwinding
+        // the run: that unwinding is code only children run, compiled anew in each at the price of
+        // copy-on-write faults (see packages/syscalls/src/proc/fork-warmup.ts). The raw symbol, not hostExit():
+        // the parent never ran that either.
+        if (this.forkedChild && this.options.ownsProcess) sharedHost().sym.host_exit(result.status);
         this.outcome = { kind: "exited", status: result.status };
         return SYSCALL_LEAVE;
       } else if (result.control === "bad-signal-frame") {

@@ -271,10 +271,12 @@ int wait4(int, int *, int, void *);
 #define HOST_SYS_waitid 247
 #define HOST_SYS_gettid 186
 #define HOST_SYS_tgkill 234
+#define HOST_SYS_exit_group 231
 #elif defined(__aarch64__)
 #define HOST_SYS_waitid 95
 #define HOST_SYS_gettid 178
 #define HOST_SYS_tgkill 131
+#define HOST_SYS_exit_group 94
 #endif
 
 /*
@@ -347,7 +349,14 @@ long host_kill(int pid, int sig) { return RET(kill(pid, sig)); }
 long host_setpgid(int pid, int pgid) { return RET(setpgid(pid, pgid)); }
 long host_setsid(void) { return RET(setsid()); }
 long host_tiocspgrp(int fd, const int *pgrp) { return RET(ioctl(fd, HOST_TIOCSPGRP, pgrp)); }
+/*
+ * _exit, as the raw exit_group: every forked child ends here, and calling libc's _exit there first would bind
+ * its lazy PLT slot in each child anew (a symbol lookup touching a dozen copy-on-write pages per fork).
+ */
 long host_exit(int status) {
+#if defined(__linux__)
+  syscall(HOST_SYS_exit_group, status);
+#endif
   _exit(status);
   return 0;
 }

@@ -130,6 +130,14 @@ const KNOWN_ADVICE = new Set<number>(Object.values(MADV));
 const pageUp = (n: number): number => Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
 const isAligned = (n: number): boolean => n % PAGE_SIZE === 0;
 
+/** What a forked child takes out of its copy of the address space (start, end pairs). */
+export interface ForkChildChanges {
+  /** MADV_DONTFORK ranges: not in the child. */
+  dropped: Array<[number, number]>;
+  /** MADV_WIPEONFORK ranges: zero-filled in the child. */
+  wiped: Array<[number, number]>;
+}
+
 export class AddressSpace {
   readonly tables: PageTable;
   readonly regions: RegionTracker;
@@ -774,19 +782,29 @@ export class AddressSpace {
   }
 
   /**
-   * In the child of a fork (host side already forked: memory is a copy-on-write copy of the parent's): what
-   * Linux's dup_mmap leaves out is taken out — MADV_DONTFORK ranges are not in the child, MADV_WIPEONFORK
-   * ranges are zero-filled.
+   * In the parent, just before the host fork: pending changes are committed, and the ranges Linux's dup_mmap
+   * leaves out of the child are listed for afterForkInChild. The scan runs here, in the parent, so that a
+   * child does not run (and compile anew, at the price of copy-on-write faults) code its parent never ran.
    */
-  afterForkInChild(): void {
+  prepareFork(): ForkChildChanges {
+    this.commit();
     const dropped: Array<[number, number]> = [];
     const wiped: Array<[number, number]> = [];
     for (const region of this.regions.overlapping(0, Number.MAX_SAFE_INTEGER)) {
       if (region.flags.dontFork) dropped.push([region.start, region.end]);
       else if (region.flags.wipeOnFork) wiped.push([region.start, region.end]);
     }
-    for (const [start, end] of dropped) this.munmap(start, end - start);
-    for (const [start, end] of wiped) this.backend.memory.discard(start, end - start);
+    return { dropped, wiped };
+  }
+
+  /**
+   * In the child of a fork (host side already forked: memory is a copy-on-write copy of the parent's): what
+   * Linux's dup_mmap leaves out is taken out — MADV_DONTFORK ranges are not in the child, MADV_WIPEONFORK
+   * ranges are zero-filled (`changes`: the parent's prepareFork, else scanned here).
+   */
+  afterForkInChild(changes: ForkChildChanges = this.prepareFork()): void {
+    for (const [start, end] of changes.dropped) this.munmap(start, end - start);
+    for (const [start, end] of changes.wiped) this.backend.memory.discard(start, end - start);
     this.commit();
   }
 

@@ -44,6 +44,7 @@ import type { Dispatcher } from "../dispatch.ts";
 import { SCRATCH_GENERAL } from "../host/host.ts";
 import { SI_TKILL, SI_USER } from "../signals/abi.ts";
 import { type RegisterAccess, type SignalDelivery, writeSiginfo } from "../signals/delivery.ts";
+import { warmForkChildPath } from "./fork-warmup.ts";
 import type { HostSignalBridge } from "./host-signals.ts";
 import {
   cloneThread,
@@ -162,6 +163,7 @@ export function registerProcessControl(dispatcher: Dispatcher, deps: ProcessCont
     }
     // The exec-marks page must exist before the fork to be shared with the child.
     const marks = sharedExecMarks(ctx);
+    warmForkChildPath();
     const pid = deps.fork.fork();
     if (pid < 0) {
       if (releaseRead >= 0) {
