@@ -212,8 +212,7 @@ export function createGuestRuntime(options: GuestRuntimeOptions): GuestRuntime {
       // Inline rather than releaseRobustLists(): this function is compiled before a fork, a forked child's
       // first call of another would compile it afresh in every child (proc/fork-warmup.ts).
       for (const thread of process.threads.values()) exitRobustList(robustContext, thread);
-    }
-    else if (result === -EINTR) result = resolveInterrupted(frame);
+    } else if (result === -EINTR) result = resolveInterrupted(frame);
     else if (result === -EPIPE && RAISES_SIGPIPE[frame[16]!] === 1) {
       signals.raise({ signal: SIGPIPE, code: SI_USER, pid: process.pid, uid: process.uid });
     }
