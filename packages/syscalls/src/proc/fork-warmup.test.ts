@@ -1,6 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { ProcessState, ThreadState } from "../process.ts";
-import { registerForkWarmUp, runForkWarmUp, warmForkChildPath } from "./fork-warmup.ts";
+import { registerForkWarmUp, runForkWarmUp, scratchProcess, warmForkChildPath } from "./fork-warmup.ts";
 
 describe("fork warm-up", () => {
   test("every step runs on its scratch objects (a failing step means children compile that code again)", () => {
@@ -8,20 +7,9 @@ describe("fork warm-up", () => {
   });
 
   test("the scratch process is what ProcessState.afterFork expects: afterFork keeps exactly one thread", () => {
-    // The same receiver shape the warm-up builds, checked for the effect afterFork must have on it.
-    const process = Object.create(ProcessState.prototype) as ProcessState;
-    const thread = new ThreadState(1);
-    Object.assign(process, {
-      host: { sym: { host_getpid: () => 2 } },
-      threads: new Map([
-        [1, thread],
-        [3, new ThreadState(3)],
-      ]),
-      currentThread: thread,
-      pid: 1,
-      ppid: 0,
-      sharedPending: 0n,
-    });
+    // The receiver the warm-up builds, checked for the effect afterFork must have on it.
+    const process = scratchProcess();
+    const thread = process.currentThread;
     process.afterFork(1);
     expect(process.pid).toBe(2);
     expect(process.ppid).toBe(1);

@@ -94,24 +94,31 @@ registerForkWarmUp({
   },
 });
 
+/**
+ * A scratch process for ProcessState.afterFork: pid 1 with threads 1 (current) and 3, its own host stub whose
+ * getpid answers 2 (exported for the test that checks afterFork's effect on exactly this shape).
+ */
+export function scratchProcess(): ProcessState {
+  const process = Object.create(ProcessState.prototype) as ProcessState;
+  const thread = new ThreadState(1);
+  Object.assign(process, {
+    host: { sym: { host_getpid: () => 2 } },
+    threads: new Map([
+      [1, thread],
+      [3, new ThreadState(3)],
+    ]),
+    currentThread: thread,
+    pid: 1,
+    ppid: 0,
+    sharedPending: 0n,
+  });
+  return process;
+}
+
 registerForkWarmUp({
-  // ProcessState.afterFork on a scratch process (its own host stub, thread table and threads).
   name: "ProcessState.afterFork",
   run() {
-    const process = Object.create(ProcessState.prototype) as ProcessState;
-    const thread = new ThreadState(1);
-    Object.assign(process, {
-      host: { sym: { host_getpid: () => 2 } },
-      threads: new Map([
-        [1, thread],
-        [3, new ThreadState(3)],
-      ]),
-      currentThread: thread,
-      pid: 1,
-      ppid: 0,
-      sharedPending: 0n,
-    });
-    process.afterFork(1);
+    scratchProcess().afterFork(1);
   },
 });
 
