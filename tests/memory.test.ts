@@ -16,11 +16,16 @@
  */
 import { describe, expect, test } from "bun:test";
 import { ensureFixtures } from "../scripts/fixtures.ts";
-import { againstNative, fail, failLines, nativeSkipReason, shellStatus } from "./lib/checks.ts";
+import {
+  aarch64SkipReason,
+  builtProgram,
+  expectAllPassed,
+  expectSameAsNative,
+  nativeSkipReason,
+  shellStatus,
+} from "./lib/checks.ts";
 import {
   compareRuns,
-  describeStatus,
-  firstDifference,
   oracleUnavailableReason,
   type RunOptions,
   type RunResult,
@@ -59,30 +64,8 @@ const TEST_TIMEOUT_MS = 2 * RUN_TIMEOUT_MS + 10_000;
 const fixtures = await ensureFixtures({ busybox: false });
 const guestEnabled = process.env.GUEST_MEMORY_TESTS !== "0";
 
-function transcript(result: RunResult): string {
-  return (
-    `command: ${result.command.join(" ")}\nstatus: ${describeStatus(result)}\n` +
-    `stdout (end):\n${result.stdout.toString().slice(-3000)}\nstderr (end):\n${result.stderr.toString().slice(-1500)}`
-  );
-}
-
-/** A run in which every check passed: no FAIL line, the summary line, exit 0, nothing on stderr. */
-function expectAllPassed(result: RunResult): void {
-  const stdout = result.stdout.toString();
-  const failures = failLines(result);
-  if (failures.length > 0 || describeStatus(result) !== "exit 0" || !/^\d+ checks, 0 failed$/m.test(stdout)) {
-    fail(`${failures.join("\n")}\n${transcript(result)}`);
-  }
-  expect(result.stderr.toString()).toBe("");
-}
-
-function nativeProgram(name: string): string {
-  return fixtures.x86_64[name] ?? fail(`x86_64/${name} was not built: ${fixtures.problems.join("; ")}`);
-}
-
-function guestProgram(name: string): string {
-  return fixtures.aarch64[name] ?? fail(`aarch64/${name} was not built: ${fixtures.problems.join("; ")}`);
-}
+const nativeProgram = (name: string): string => builtProgram(fixtures, "x86_64", name);
+const guestProgram = (name: string): string => builtProgram(fixtures, "aarch64", name);
 
 function runNative(name: string, args: string[] = []): Promise<RunResult> {
   return runCommand("native", [nativeProgram(name), ...args], { timeoutMs: RUN_TIMEOUT_MS });
@@ -123,11 +106,7 @@ describe.skipIf(nativeSkip !== null)("memory semantics: native x86_64 builds pas
 // 3 (oracle half). qemu with --qemu
 
 const oracleProblem = oracleUnavailableReason();
-const aarch64Skip =
-  oracleProblem ??
-  (PROGRAMS.some((name) => !fixtures.aarch64[name])
-    ? `aarch64 builds missing: ${fixtures.problems.join("; ")}`
-    : null);
+const aarch64Skip = aarch64SkipReason(fixtures, PROGRAMS, oracleProblem);
 if (aarch64Skip) console.warn(`[memory] skipping qemu runs: ${aarch64Skip}`);
 
 describe.skipIf(aarch64Skip !== null)("memory semantics: aarch64 builds pass under qemu with --qemu", () => {
@@ -165,14 +144,7 @@ describe.skipIf(guestSkip !== null)("memory semantics: our runtime behaves as Li
       async () => {
         const native = await runNative(name);
         expectAllPassed(native);
-        const guest = await runUnderGuest(guestProgram(name), options([]));
-        const differences = [
-          describeStatus(guest) === "exit 0" ? null : `status: native exit 0, guest ${describeStatus(guest)}`,
-          againstNative(firstDifference("stdout", native.stdout, guest.stdout)),
-          againstNative(firstDifference("stderr", native.stderr, guest.stderr)),
-          ...failLines(guest),
-        ].filter((line): line is string => typeof line === "string");
-        if (differences.length > 0) fail(`${differences.join("\n")}\n${transcript(guest)}`);
+        expectSameAsNative(native, await runUnderGuest(guestProgram(name), options([])));
       },
       TEST_TIMEOUT_MS,
     );

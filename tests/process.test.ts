@@ -27,17 +27,21 @@
  */
 import { describe, expect, test } from "bun:test";
 import { ensureFixtures } from "../scripts/fixtures.ts";
-import { againstNative, fail, failLines, nativeSkipReason, shellStatus } from "./lib/checks.ts";
+import {
+  aarch64SkipReason,
+  builtProgram,
+  type CheckedRun,
+  expectAllPassed,
+  expectSameAsNative,
+  nativeSkipReason,
+} from "./lib/checks.ts";
 import {
   compareRuns,
-  describeStatus,
   environmentFor,
-  firstDifference,
   guestCommand,
   oracleUnavailableReason,
   qemuCommand,
   REPO_ROOT,
-  type RunResult,
 } from "./lib/run.ts";
 
 const PROGRAMS = ["proc_wait", "proc_fork", "proc_pipe", "proc_signal", "proc_exec", "proc_threads"] as const;
@@ -59,7 +63,7 @@ const TEST_TIMEOUT_MS = 2 * RUN_TIMEOUT_MS + 10_000;
 const fixtures = await ensureFixtures({ busybox: false });
 const guestEnabled = process.env.GUEST_PROCESS_TESTS !== "0";
 
-interface GroupedResult extends RunResult {
+interface GroupedResult extends CheckedRun {
   /** Processes of the run's group were still alive after its first process exited (they were killed). */
   leftovers: boolean;
 }
@@ -118,13 +122,8 @@ async function runGrouped(
   };
 }
 
-function nativeProgram(name: string): string {
-  return fixtures.x86_64[name] ?? fail(`x86_64/${name} was not built: ${fixtures.problems.join("; ")}`);
-}
-
-function guestProgram(name: string): string {
-  return fixtures.aarch64[name] ?? fail(`aarch64/${name} was not built: ${fixtures.problems.join("; ")}`);
-}
+const nativeProgram = (name: string): string => builtProgram(fixtures, "x86_64", name);
+const guestProgram = (name: string): string => builtProgram(fixtures, "aarch64", name);
 
 /** The program's arguments: proc_exec gets the child built for the same machine. */
 function argsFor(name: Program, machine: "x86_64" | "aarch64", flags: string[] = []): string[] {
@@ -142,29 +141,6 @@ function runQemu(name: Program): Promise<GroupedResult> {
 
 function runGuest(name: Program, flags: string[] = []): Promise<GroupedResult> {
   return runGrouped("guest", guestCommand(guestProgram(name), argsFor(name, "aarch64", flags)));
-}
-
-function transcript(result: GroupedResult): string {
-  return (
-    `command: ${result.command.join(" ")}\nstatus: ${describeStatus(result)} (${shellStatus(result)})` +
-    `${result.leftovers ? ", left processes behind" : ""}\n` +
-    `stdout (end):\n${result.stdout.toString().slice(-3000)}\nstderr (end):\n${result.stderr.toString().slice(-1500)}`
-  );
-}
-
-/** Every check passed: no FAIL line, the summary line, exit 0, no process left behind, stderr as allowed. */
-function expectAllPassed(result: GroupedResult, options: { stderr: boolean } = { stderr: true }): void {
-  const stdout = result.stdout.toString();
-  const failures = failLines(result);
-  if (
-    failures.length > 0 ||
-    describeStatus(result) !== "exit 0" ||
-    result.leftovers ||
-    !/^\d+ checks, 0 failed$/m.test(stdout)
-  ) {
-    fail(`${failures.join("\n")}\n${transcript(result)}`);
-  }
-  if (options.stderr) expect(result.stderr.toString()).toBe("");
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -213,11 +189,7 @@ describe.skipIf(nativeSkip !== null)("processes: native x86_64 builds pass on th
 // 3 (oracle half). qemu with --qemu
 
 const oracleProblem = oracleUnavailableReason();
-const aarch64Skip =
-  oracleProblem ??
-  ([...PROGRAMS, EXEC_CHILD].some((name) => !fixtures.aarch64[name])
-    ? `aarch64 builds missing: ${fixtures.problems.join("; ")}`
-    : null);
+const aarch64Skip = aarch64SkipReason(fixtures, [...PROGRAMS, EXEC_CHILD], oracleProblem);
 if (aarch64Skip) console.warn(`[process] skipping qemu runs: ${aarch64Skip}`);
 
 describe.skipIf(aarch64Skip !== null)("processes: aarch64 builds pass under qemu with --qemu", () => {
@@ -247,16 +219,7 @@ describe.skipIf(guestSkip !== null)("processes: our runtime behaves as Linux", (
       async () => {
         const native = await runNative(name);
         expectAllPassed(native);
-        const guest = await runGuest(name);
-        const differences = [
-          describeStatus(guest) === "exit 0" ? null : `status: native exit 0, guest ${describeStatus(guest)}`,
-          guest.leftovers ? "processes were left behind after the guest exited" : null,
-          againstNative(firstDifference("stdout", native.stdout, guest.stdout)),
-          // Linux prints nothing when a child dies of a signal; neither may the runtime's forked children.
-          againstNative(firstDifference("stderr", native.stderr, guest.stderr)),
-          ...failLines(guest),
-        ].filter((line): line is string => typeof line === "string");
-        if (differences.length > 0) fail(`${differences.join("\n")}\n${transcript(guest)}`);
+        expectSameAsNative(native, await runGuest(name));
       },
       TEST_TIMEOUT_MS,
     );
