@@ -97,6 +97,8 @@ export const F_NOTIFY = 1026;
 export const F_DUPFD_CLOEXEC = 1030;
 export const F_SETPIPE_SZ = 1031;
 export const F_GETPIPE_SZ = 1032;
+/** Pipe writes up to this size are atomic; a pipe that polls writable has room for at least this much. */
+export const PIPE_BUF = 4096;
 export const F_ADD_SEALS = 1033;
 export const F_GET_SEALS = 1034;
 export const FD_CLOEXEC = 1;

@@ -5,19 +5,21 @@
  * a process runs on one engine, one at a time, so a process-private barrier is already implied; those commands
  * (what glibc and Go use) succeed and QUERY reports them; the global ones are EINVAL (not offered).
  */
+
+import {
+  CLOCK_BOOTTIME,
+  CLOCK_BOOTTIME_ALARM,
+  CLOCK_MONOTONIC,
+  CLOCK_REALTIME,
+  CLOCK_REALTIME_ALARM,
+} from "../abi/clock.ts";
 import { EBADF, EFAULT, EINVAL, EPERM } from "../abi/errno.ts";
 import { O_CLOEXEC, O_NONBLOCK } from "../abi/fcntl.ts";
+import { ITIMERSPEC } from "../abi/timer.ts";
 import type { SyscallHandler } from "../context.ts";
 
-/** struct itimerspec: it_interval and it_value, two timespecs. */
-const ITIMERSPEC_SIZE = 32;
 const TFD_TIMER_ABSTIME = 1;
 const TFD_TIMER_CANCEL_ON_SET = 2;
-const CLOCK_REALTIME = 0;
-const CLOCK_MONOTONIC = 1;
-const CLOCK_BOOTTIME = 7;
-const CLOCK_REALTIME_ALARM = 8;
-const CLOCK_BOOTTIME_ALARM = 9;
 
 export const eventfd2: SyscallHandler = (args, ctx) => {
   const flags = args.int(1);
@@ -43,9 +45,9 @@ export const timerfdSettime: SyscallHandler = (args, ctx) => {
   const entry = ctx.process.fds.get(args.int(0));
   if (entry === undefined) return -EBADF;
   if (args.int(1) & ~(TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET)) return -EINVAL;
-  const value = ctx.memory.hostPointer(args.ptr(2), ITIMERSPEC_SIZE, false);
+  const value = ctx.memory.hostPointer(args.ptr(2), ITIMERSPEC.size, false);
   if (value < 0) return -EFAULT;
-  const old = args.ptr(3) === 0 ? 0 : ctx.memory.hostPointer(args.ptr(3), ITIMERSPEC_SIZE, true);
+  const old = args.ptr(3) === 0 ? 0 : ctx.memory.hostPointer(args.ptr(3), ITIMERSPEC.size, true);
   if (old < 0) return -EFAULT;
   return ctx.host.sym.host_timerfd_settime(entry.hostFd, args.int(1), value, old);
 };
@@ -53,7 +55,7 @@ export const timerfdSettime: SyscallHandler = (args, ctx) => {
 export const timerfdGettime: SyscallHandler = (args, ctx) => {
   const entry = ctx.process.fds.get(args.int(0));
   if (entry === undefined) return -EBADF;
-  const value = ctx.memory.hostPointer(args.ptr(1), ITIMERSPEC_SIZE, true);
+  const value = ctx.memory.hostPointer(args.ptr(1), ITIMERSPEC.size, true);
   if (value < 0) return -EFAULT;
   return ctx.host.sym.host_timerfd_gettime(entry.hostFd, value);
 };

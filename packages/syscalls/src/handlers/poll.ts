@@ -25,7 +25,7 @@ import { SIGSET_SIZE, UNBLOCKABLE_MASK } from "../abi/signal.ts";
 import { TIMESPEC } from "../abi/structs.ts";
 import type { SyscallContext, SyscallHandler } from "../context.ts";
 import { SCRATCH_GENERAL, SCRATCH_GENERAL_SIZE } from "../host/host.ts";
-import { parkOnPoll } from "../proc/threads.ts";
+import { deadlineOf, parkOnPoll } from "../proc/threads.ts";
 
 /** Scratch layout: the timespec in transit, a zero timespec, then the host pollfd array or fd_sets. */
 const SCRATCH_TIMEOUT = SCRATCH_GENERAL;
@@ -116,14 +116,9 @@ function pollNow(ctx: SyscallContext, address: number, count: number): number {
   return ctx.host.sym.host_ppoll(address, count, ctx.host.scratchAddress + SCRATCH_ZERO_TIMEOUT);
 }
 
-/** The timeout read into scratch as a performance.now() deadline (0: none). */
-function deadlineOf(ctx: SyscallContext, timeout: Timeout): number {
-  if (timeout.host === 0) return 0;
-  const view = ctx.host.scratchView;
-  const sec = Number(view.getBigInt64(SCRATCH_TIMEOUT + TIMESPEC.sec, true));
-  const nsec = Number(view.getBigUint64(SCRATCH_TIMEOUT + TIMESPEC.nsec, true));
-  return performance.now() + sec * 1000 + nsec / 1e6;
-}
+/** The (already validated) timeout as a performance.now() deadline (0: none). */
+const endOf = (ctx: SyscallContext, timeout: Timeout, address: number): number =>
+  timeout.host === 0 ? 0 : deadlineOf(ctx, address, false, false);
 
 /** ppoll(fds, nfds, tsp, sigmask, sigsetsize). */
 export const ppoll: SyscallHandler = (args, ctx) => {
@@ -164,7 +159,7 @@ export const ppoll: SyscallHandler = (args, ctx) => {
       const fd = host.getInt32(i * POLLFD.size + POLLFD.fd, true);
       if (fd >= 0) waits.push({ fd, events: host.getInt16(i * POLLFD.size + POLLFD.events, true) });
     }
-    return parkOnPoll(ctx, waits, args.raw(0), deadlineOf(ctx, timeout), timeoutAddress, mask);
+    return parkOnPoll(ctx, waits, args.raw(0), endOf(ctx, timeout, timeoutAddress), timeoutAddress, mask);
   }
   const result = withSigmask(ctx, mask, () => ctx.host.sym.host_ppoll(buffer.address, nfds, hostTimeout));
   if (result < 0) {
@@ -277,7 +272,7 @@ export const pselect6: SyscallHandler = (args, ctx) => {
       view.setInt16(i * POLLFD.size + POLLFD.events, events, true);
     });
     if (pollNow(ctx, ptr(pollfds), waits.length) === 0)
-      return parkOnPoll(ctx, waits, args.raw(0), deadlineOf(ctx, timeout), timeoutAddress, mask);
+      return parkOnPoll(ctx, waits, args.raw(0), endOf(ctx, timeout, timeoutAddress), timeoutAddress, mask);
     // Something is ready: the select below answers at once.
   }
   const result = withSigmask(ctx, mask, () =>

@@ -71,16 +71,7 @@ function remainingPointer(ctx: SyscallContext, address: number): number {
 export function relativeWait(ctx: SyscallContext, address: number, request: number): number {
   const thread = ctx.process.currentThread;
   if (ctx.process.restarting && thread.waitEnd > 0) {
-    const left = Math.max(0, thread.waitEnd - performance.now());
-    const seconds = Math.floor(left / 1000);
-    const view = ctx.host.scratchView;
-    view.setBigInt64(SCRATCH_RESTART + TIMESPEC.sec, BigInt(seconds), true);
-    view.setBigInt64(
-      SCRATCH_RESTART + TIMESPEC.nsec,
-      BigInt(Math.floor((left - seconds * 1000) * 1e6)),
-      true,
-    );
-    return ctx.host.scratchAddress + SCRATCH_RESTART;
+    return ctx.host.timespec(SCRATCH_RESTART, thread.waitEnd - performance.now());
   }
   const sec = ctx.memory.readI64(address + TIMESPEC.sec);
   const nsec = ctx.memory.readI64(address + TIMESPEC.nsec);

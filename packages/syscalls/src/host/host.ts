@@ -33,6 +33,18 @@ export class Host {
     this.scratchView = new DataView(this.scratch.buffer, this.scratch.byteOffset, this.scratch.byteLength);
   }
 
+  /**
+   * A struct timespec of `ms` milliseconds (negative: zero) written into scratch at `offset`; returns its host
+   * address, for the host calls that take a timeout.
+   */
+  timespec(offset: number, ms: number): number {
+    const whole = Math.max(0, ms);
+    const seconds = Math.floor(whole / 1000);
+    this.scratchView.setBigInt64(offset, BigInt(seconds), true);
+    this.scratchView.setBigInt64(offset + 8, BigInt(Math.floor((whole - seconds * 1000) * 1e6)), true);
+    return this.scratchAddress + offset;
+  }
+
   /** Writes `text` + NUL into a path slot and returns its host address (-ENAMETOOLONG past the slot). */
   cString(text: string, slot: number = SCRATCH_PATH_A): number {
     const { written } = encoder.encodeInto(text, this.scratch.subarray(slot, slot + SCRATCH_PATH_SIZE - 1));

@@ -37,17 +37,18 @@ import {
 } from "../abi/clone.ts";
 import { EACCES, EAGAIN, EFAULT, EINTR, EINVAL, ENOSYS, EPERM, ESRCH } from "../abi/errno.ts";
 import { NSIG, SIGCHLD, SIGSET_SIZE, UNBLOCKABLE_MASK } from "../abi/signal.ts";
-import { RUSAGE, TIMESPEC } from "../abi/structs.ts";
+import { RUSAGE } from "../abi/structs.ts";
 import { NR } from "../abi/syscalls.ts";
 import type { SyscallArgs, SyscallContext, SyscallHandler } from "../context.ts";
 import type { Dispatcher } from "../dispatch.ts";
 import { SCRATCH_GENERAL } from "../host/host.ts";
-import { SI_TKILL, SI_USER } from "../signals/abi.ts";
+import { SI_TKILL, SI_USER, SIGINFO, SIGINFO_SIZE } from "../signals/abi.ts";
 import { type RegisterAccess, type SignalDelivery, writeSiginfo } from "../signals/delivery.ts";
 import { warmForkChildPath } from "./fork-warmup.ts";
 import type { HostSignalBridge } from "./host-signals.ts";
 import {
   cloneThread,
+  deadlineOf,
   parkForSignal,
   parkOnSignals,
   parkUntilChild,
@@ -74,10 +75,7 @@ export interface ProcessControlDependencies {
   trace?: (line: string) => void;
 }
 
-/** siginfo for waitid: the host's layout is Linux's (x86_64 and arm64 agree on every SIGCHLD field). */
-const SIGINFO_SIZE = 128;
-/** siginfo_t's si_pid (SIGCHLD layout). */
-const SIGINFO_PID = 16;
+// siginfo for waitid: the host's layout is Linux's (x86_64 and arm64 agree on every SIGCHLD field).
 
 interface CloneRequest {
   flags: number;
@@ -290,7 +288,7 @@ export function registerProcessControl(dispatcher: Dispatcher, deps: ProcessCont
     ctx.host.scratch.fill(0, SCRATCH_GENERAL, SCRATCH_GENERAL + SIGINFO_SIZE);
     const result = ctx.host.sym.host_waitid(idtype, id, info, options | WNOHANG | WNOWAIT, 0);
     if (result < 0) return result;
-    return ctx.host.scratchView.getInt32(SCRATCH_GENERAL + SIGINFO_PID, true) !== 0 ? 1 : 0;
+    return ctx.host.scratchView.getInt32(SCRATCH_GENERAL + SIGINFO.pid, true) !== 0 ? 1 : 0;
   };
 
   /** waitid(idtype, id, infop, options, rusage). */
@@ -428,15 +426,9 @@ export function registerProcessControl(dispatcher: Dispatcher, deps: ProcessCont
     const set = ctx.memory.readU64Big(args.ptr(0));
     if (typeof set === "number") return -EFAULT;
     const wanted = set & ~UNBLOCKABLE_MASK;
-    let waitMs = Number.POSITIVE_INFINITY;
-    const timeoutAddress = args.ptr(2);
-    if (timeoutAddress !== 0) {
-      if (!ctx.memory.check(timeoutAddress, TIMESPEC.size, false)) return -EFAULT;
-      const sec = ctx.memory.readI64(timeoutAddress + TIMESPEC.sec);
-      const nsec = ctx.memory.readI64(timeoutAddress + TIMESPEC.nsec);
-      if (sec < 0 || nsec < 0 || nsec >= 1_000_000_000) return -EINVAL;
-      waitMs = sec * 1000 + nsec / 1e6;
-    }
+    // The end of the wait (performance.now() ms; Infinity: none), or -EFAULT/-EINVAL for a bad timespec.
+    const end = args.ptr(2) === 0 ? Number.POSITIVE_INFINITY : deadlineOf(ctx, args.ptr(2), false, false);
+    if (end < 0) return end;
     const infoAddress = args.ptr(1);
     const take = (): number | null => {
       const info = signals.dequeue(wanted);
@@ -449,20 +441,17 @@ export function registerProcessControl(dispatcher: Dispatcher, deps: ProcessCont
       return info.signal;
     };
     bridge.pullInto(signals, ctx.process);
-    const now = take();
-    if (now !== null) return now;
-    if (waitMs === 0) return -EAGAIN;
-    if (ctx.process.threads.size > 1) {
-      const deadline = waitMs === Number.POSITIVE_INFINITY ? 0 : performance.now() + waitMs;
-      return parkOnSignals(ctx, wanted, args.raw(0), deadline);
-    }
+    const pending = take();
+    if (pending !== null) return pending;
+    if (end <= performance.now()) return -EAGAIN; // a zero timeout: nothing to wait for
+    if (ctx.process.threads.size > 1)
+      return parkOnSignals(ctx, wanted, args.raw(0), end === Number.POSITIVE_INFINITY ? 0 : end);
     if (!bridge.active) {
       trace?.("[guest] rt_sigtimedwait: no signal can arrive (host signals are not caught here)");
-      if (waitMs === Number.POSITIVE_INFINITY) return -EINTR;
-      Bun.sleepSync(waitMs);
+      if (end === Number.POSITIVE_INFINITY) return -EINTR;
+      Bun.sleepSync(end - performance.now());
       return -EAGAIN;
     }
-    const end = performance.now() + waitMs;
     for (;;) {
       if (signals.hasDeliverable()) return -EINTR; // a handler to run: the wait ends
       const remaining = end - performance.now();

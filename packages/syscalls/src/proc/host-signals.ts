@@ -196,11 +196,7 @@ export class HostSignalBridge {
 
   /** waitForAny for at most `ms` milliseconds. */
   waitFor(ms: number): void {
-    const view = this.host.scratchView;
-    const whole = Math.max(0, ms);
-    view.setBigInt64(SCRATCH_GENERAL, BigInt(Math.floor(whole / 1000)), true);
-    view.setBigInt64(SCRATCH_GENERAL + 8, BigInt(Math.floor((whole % 1000) * 1e6)), true);
-    this.host.sym.host_signals_wait_timeout(this.host.scratchAddress + SCRATCH_GENERAL);
+    this.host.sym.host_signals_wait_timeout(this.host.timespec(SCRATCH_GENERAL, ms));
   }
 }
 

@@ -15,6 +15,8 @@
  * Not yet (the threads issue): a pipe write larger than the room left blocks the engine; shared futexes
  * between a multi-threaded process and another process are not met (the waits here are the runtime's).
  */
+
+import { CLOCK_MONOTONIC, CLOCK_REALTIME } from "../abi/clock.ts";
 import {
   CLONE_CHILD_CLEARTID,
   CLONE_CHILD_SETTID,
@@ -25,7 +27,16 @@ import {
   CLONE_VM,
 } from "../abi/clone.ts";
 import { EAGAIN, EFAULT, EINTR, EINVAL, ENOSYS, ETIMEDOUT } from "../abi/errno.ts";
-import { AT_FDCWD, F_GETFL, O_CLOEXEC, O_NONBLOCK, O_WRONLY, S_IFIFO, S_IFMT } from "../abi/fcntl.ts";
+import {
+  AT_FDCWD,
+  F_GETFL,
+  O_CLOEXEC,
+  O_NONBLOCK,
+  O_WRONLY,
+  PIPE_BUF,
+  S_IFIFO,
+  S_IFMT,
+} from "../abi/fcntl.ts";
 import {
   FUTEX_CLOCK_REALTIME,
   FUTEX_CMD_MASK,
@@ -93,13 +104,7 @@ export function pollBlockedThreads(process: ProcessState, host: Host, timeoutMs:
     }
   }
   const timeoutAt = base + count * POLLFD.size;
-  let timeout = 0;
-  if (timeoutMs !== Number.POSITIVE_INFINITY) {
-    const ms = Math.max(0, timeoutMs);
-    view.setBigInt64(timeoutAt, BigInt(Math.floor(ms / 1000)), true);
-    view.setBigInt64(timeoutAt + 8, BigInt(Math.floor((ms % 1000) * 1e6)), true);
-    timeout = host.scratchAddress + timeoutAt;
-  }
+  const timeout = timeoutMs === Number.POSITIVE_INFINITY ? 0 : host.timespec(timeoutAt, timeoutMs);
   const ready = host.sym.host_ppoll(host.scratchAddress + base, count, timeout);
   if (ready <= 0) return 0;
   let woken = 0;
@@ -316,7 +321,12 @@ function block(ctx: SyscallContext, key: number, bitset: number, deadline: numbe
 }
 
 /** A timespec's deadline in performance.now() ms: relative, or absolute on CLOCK_MONOTONIC/REALTIME. */
-function deadlineOf(ctx: SyscallContext, address: number, absolute: boolean, realtime: boolean): number {
+export function deadlineOf(
+  ctx: SyscallContext,
+  address: number,
+  absolute: boolean,
+  realtime: boolean,
+): number {
   if (!ctx.memory.check(address, TIMESPEC.size, false)) return -EFAULT;
   const sec = ctx.memory.readI64(address + TIMESPEC.sec);
   const nsec = ctx.memory.readI64(address + TIMESPEC.nsec);
@@ -332,8 +342,6 @@ function deadlineOf(ctx: SyscallContext, address: number, absolute: boolean, rea
     Number(view.getBigInt64(SCRATCH_GENERAL + 8, true)) / 1e6;
   return performance.now() + (ms - now);
 }
-const CLOCK_REALTIME = 0;
-const CLOCK_MONOTONIC = 1;
 
 /** FUTEX_OP's operation on *uaddr2 (returns the old value), and its comparison. */
 function wakeOp(
@@ -616,6 +624,10 @@ export function registerThreadHandlers(dispatcher: Dispatcher): void {
       if (ctx.process.threads.size <= 1) return parking(args, ctx);
       const entry = ctx.process.fds.get(args.int(0));
       if (entry === undefined || !isPipe(ctx, entry)) return parking(args, ctx);
+      // Up to PIPE_BUF bytes a plain write cannot block once the pipe polls writable (parking's own check):
+      // no second description to open for the common small write.
+      const small = !gather && ctx.process.currentThread.writeDone === 0 && args.ulong(2) <= PIPE_BUF;
+      if (small) return parking(args, ctx);
       return pipeWrite(args, ctx, entry.hostFd, parking, gather);
     });
   }
