@@ -35,6 +35,7 @@ import {
   type SignalInfo,
   sharedHost,
   signalFrameAbi as sig,
+  signalAbi,
 } from "@guest/syscalls";
 import {
   GUEST_MEMORY_SIZE,
@@ -107,7 +108,7 @@ const SYNCHRONOUS_SIGNALS = new Set([
   sig.SIGILL,
   sig.SIGFPE,
   sig.SIGTRAP,
-  31 /* SIGSYS */,
+  signalAbi.SIGSYS,
 ]);
 
 export class GuestProcess {
