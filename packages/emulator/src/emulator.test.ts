@@ -1,6 +1,9 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { closeSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { SYSCALL_LEAVE, SYSCALL_RESUME, type Vcpu, type Vm } from "@guest/hvf-bindings";
-import { EmulatorBackend, type EmulatorVm, emulatorAvailability } from "./index.ts";
+import { EmulatorBackend, type EmulatorVm, emulatorAvailability, populateHelperStatistics } from "./index.ts";
 import { PAGE, TinyTables } from "./testing/tiny-tables.ts";
 
 // Guest code, assembled with aarch64-linux-gnu-as (source beside each word).
@@ -26,6 +29,14 @@ const SUBPAGE_LOADS = [
   0xf9420022, // ldr x2, [x1, #0x400]
   0xf9440023, // ldr x3, [x1, #0x800]
   0xf9460024, // ldr x4, [x1, #0xc00]
+  0xd4200000, // brk #0
+];
+const FIRST_TOUCH_LOOP = [
+  0xd34cfc24, // 1: lsr x4, x1, #12
+  0x39000024, // strb w4, [x1]
+  0x91400421, // add x1, x1, #4096
+  0xeb02003f, // cmp x1, x2
+  0x54ffff83, // b.lo 1b
   0xd4200000, // brk #0
 ];
 const BRK_UDF = [
@@ -164,6 +175,63 @@ describe.skipIf(!available)("emulator backend", () => {
     vm.memory.bytes.fill(0xaa, DATA, DATA + PAGE);
     vm.memory.discard(DATA, PAGE);
     expect(vm.memory.bytes.subarray(DATA, DATA + PAGE).every((b) => b === 0)).toBe(true);
+  });
+
+  test("a sequential first touch is populated ahead, half by the helper thread; every page keeps its byte", () => {
+    const TOUCHED = 0x2000000; // 32 MiB from here: windows grow to 2 MiB, so the helper gets work
+    const LENGTH = 32 * 1024 * 1024;
+    tables.map(TOUCHED, LENGTH, true, true, false);
+    load(vm.memory.bytes, CODE, FIRST_TOUCH_LOOP);
+    const before = populateHelperStatistics();
+    vcpu.setRegister("x1", BigInt(TOUCHED));
+    vcpu.setRegister("x2", BigInt(TOUCHED + LENGTH));
+    vcpu.setRegister("pc", BigInt(CODE));
+    expect(vcpu.run().kind).toBe("breakpoint");
+    const after = populateHelperStatistics();
+    const bytes = vm.memory.bytes;
+    for (let page = TOUCHED; page < TOUCHED + LENGTH; page += PAGE) {
+      if (bytes[page] !== (page / PAGE) % 256 || bytes[page + 1] !== 0 || bytes[page + PAGE - 1] !== 0)
+        throw new Error(`page 0x${page.toString(16)} holds the wrong bytes`);
+    }
+    // The helper runs where it can help: Linux (MADV_POPULATE_WRITE) with a second CPU.
+    if (process.platform === "linux" && navigator.hardwareConcurrency > 1) {
+      expect(after.running).toBe(true);
+      expect(after.jobs).toBeGreaterThan(before.jobs);
+      // Each job is the back half of a window (at most 1 MiB); the last window may reach past the loop's end.
+      expect(after.bytes - before.bytes).toBeGreaterThan(0);
+      expect(after.bytes - before.bytes).toBeLessThanOrEqual(LENGTH / 2 + 2 * 1024 * 1024);
+    }
+  });
+
+  test("a shared file mapped over memory the helper populated shows the file; unmapped, zeroes again", () => {
+    const TOUCHED = 0x2000000;
+    const LENGTH = 8 * 1024 * 1024;
+    tables.map(TOUCHED, LENGTH, true, true, false);
+    load(vm.memory.bytes, CODE, FIRST_TOUCH_LOOP);
+    // Touch only the first page of the last 2 MiB window: the helper gets its back half, where the file goes
+    // (core_slab_map_file waits for the helper before it replaces the host mapping).
+    vcpu.setRegister("x1", BigInt(TOUCHED));
+    vcpu.setRegister("x2", BigInt(TOUCHED + LENGTH - 2 * 1024 * 1024 + PAGE));
+    vcpu.setRegister("pc", BigInt(CODE));
+    expect(vcpu.run().kind).toBe("breakpoint");
+    const path = join(tmpdir(), `guest-overlay-${process.pid}`);
+    const content = new Uint8Array(1024 * 1024).map((_, i) => (i * 7) % 251);
+    writeFileSync(path, content);
+    const file = openSync(path, "r");
+    try {
+      const overlay = TOUCHED + LENGTH - 1024 * 1024;
+      expect(vm.memory.mapSharedFile(overlay, content.length, file, 0, false)).toBe(0);
+      populateHelperStatistics(); // waits for the helper: nothing may have written through the overlay
+      expect(Buffer.from(vm.memory.bytes.subarray(overlay, overlay + content.length)).equals(content)).toBe(
+        true,
+      );
+      vm.memory.unmapSharedFile(overlay, content.length);
+      expect(vm.memory.bytes.subarray(overlay, overlay + content.length).every((b) => b === 0)).toBe(true);
+      expect(Buffer.from(readFileSync(path)).equals(content)).toBe(true);
+    } finally {
+      closeSync(file);
+      rmSync(path);
+    }
   });
 
   test("a throwing syscall handler surfaces as an exception from run(), not a crash", () => {

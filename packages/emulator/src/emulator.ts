@@ -78,6 +78,23 @@ export function emulatorAvailability(): BackendAvailability {
   return { available: true };
 }
 
+/** What the populate helper thread (Linux: half of each sequential fault-around window) has done so far. */
+export interface PopulateHelperStatistics {
+  /** This process has a helper thread (Linux, two or more CPUs, and a fault-around window of 128 KiB+ seen). */
+  running: boolean;
+  jobs: number;
+  bytes: number;
+  /** Windows that found the helper still busy with the previous one (this thread then did half a window). */
+  busy: number;
+}
+
+/** Waits for the helper's current job, then reads its counters (for tests and benchmarks). */
+export function populateHelperStatistics(): PopulateHelperStatistics {
+  const counters = new BigUint64Array(new ArrayBuffer(24));
+  const running = loadCore().core_populate_helper_stats(ptr(counters)) === 1;
+  return { running, jobs: Number(counters[0]), bytes: Number(counters[1]), busy: Number(counters[2]) };
+}
+
 const GUEST_PAGE_SIZE = 4096;
 
 const ACCESS_BY_MEM_TYPE: Record<number, AccessKind> = {

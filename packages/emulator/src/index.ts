@@ -5,5 +5,7 @@ export {
   EmulatorError,
   emulatorAvailability,
   MIN_UNICORN_VERSION,
+  type PopulateHelperStatistics,
+  populateHelperStatistics,
   unicornVersion,
 } from "./emulator.ts";
