@@ -6,13 +6,15 @@
  * Unicorn 2.1's softmmu TLB keeps 64 entries in UC_TLB_VIRTUAL mode and does not grow, so 32 pages stay
  * warm while the 256-page row shows a working set that misses on every access.
  *
+ * First touch: a sequential write over fresh host memory, fault-around with and without the populate helper.
+ *
  * The fault rows: a store to a read-only page, run() returning the exact fault address (PC read, the word
  * at PC decoded, its base register read), and the pure decoder alone on representative words.
  */
 import { SYSCALL_LEAVE, SYSCALL_RESUME } from "@guest/hvf-bindings";
 import { bench, do_not_optimize, group, run } from "mitata";
 import { memoryAccessOf } from "../src/decode/decode.ts";
-import { EmulatorBackend } from "../src/index.ts";
+import { EmulatorBackend, populateHelperStatistics, setPopulateHelper } from "../src/index.ts";
 import { PAGE, TinyTables } from "../src/testing/tiny-tables.ts";
 
 const CODE = 0x400000;
@@ -43,6 +45,13 @@ const PROGRAM = [
   0xf9000020, // fault: str x0, [x1]            (x1 in a read-only page)
   0xf8200420, //        ldraa x0, [x1]          (not decoded: the page-address fallback)
   0xf9400020, //        ldr x0, [x1]
+  0xd34cfc24, // first: lsr x4, x1, #12        (x1 = first page, x2 = end)
+  0x39000024, //        strb w4, [x1]
+  0x91400421, //        add x1, x1, #4096
+  0xeb02003f, //        cmp x1, x2
+  0x54ffff83, //        b.lo first
+  0xd2800bc8, //        mov x8, #94
+  0xd4000001, //        svc #0
 ];
 const TOUCH = CODE;
 const EXIT_ONLY = CODE + 32;
@@ -50,12 +59,16 @@ const SVC_LOOP = CODE + 40;
 const STORE_FAULT = CODE + 64;
 const UNDECODED_FAULT = CODE + 68;
 const LOAD_FAULT = CODE + 72;
+const FIRST_TOUCH = CODE + 76;
+const FRESH = 0x10000000;
+const FRESH_PAGES = 2048;
 
-const vm = new EmulatorBackend().createVm({ memorySize: 256 * 1024 * 1024 });
+const vm = new EmulatorBackend().createVm({ memorySize: 512 * 1024 * 1024 });
 const tables = new TinyTables(vm.memory.bytes, POOL);
 tables.map(CODE, PAGE, true, false, true);
 tables.map(DATA, THRASH_PAGES * PAGE, true, true, false);
 tables.map(READ_ONLY, PAGE, true, false, false);
+tables.map(FRESH, FRESH_PAGES * PAGE, true, true, false);
 vm.setTranslationRoot(tables.root);
 const code = new DataView(vm.memory.bytes.buffer, CODE, PROGRAM.length * 4);
 for (const [i, word] of PROGRAM.entries()) code.setUint32(i * 4, word, true);
@@ -66,6 +79,15 @@ vcpu.setSyscallHandler((frame) => {
   frame[1] = 0;
   return SYSCALL_RESUME;
 });
+
+/** Give the range back to the host, then write one byte to each of its pages, in order. */
+function firstTouch(): void {
+  vm.memory.discard(FRESH, FRESH_PAGES * PAGE);
+  vcpu.setRegister("x1", BigInt(FRESH));
+  vcpu.setRegister("x2", BigInt(FRESH + FRESH_PAGES * PAGE));
+  vcpu.setRegister("pc", BigInt(FIRST_TOUCH));
+  do_not_optimize(vcpu.run());
+}
 
 function touchPages(passes: number, pages = WARM_PAGES, flushFirst = false): void {
   if (flushFirst) vm.invalidateTlb([{ kind: "all" }]);
@@ -111,6 +133,20 @@ group("emulator", () => {
   bench("TLB flush (uc_ctl TLB_FLUSH)", () => vm.invalidateTlb([{ kind: "all" }]));
 });
 
+// First touch: the host allocates every page (the slab range is given back before each pass), with the fill
+// hook's fault-around populating in windows: this thread alone, or the front half here and the back half on
+// the helper thread. Per page = row mean / FRESH_PAGES (the discard of 8 MiB is included).
+group(`first touch, ${FRESH_PAGES} fresh pages written in order (discarded before each pass)`, () => {
+  bench("fault-around on this thread only", () => {
+    setPopulateHelper(false);
+    firstTouch();
+  });
+  bench("fault-around with the populate helper", () => {
+    setPopulateHelper(true);
+    firstTouch();
+  });
+});
+
 // The fault decoder alone (pure TS; runs only on fault exits). Register reads are plain functions here.
 const registers = (n: number) => 0x500000n + BigInt(n) * 0x1000n;
 const DECODE_SAMPLES: [string, number][] = [
@@ -127,4 +163,5 @@ group("fault decoder (memoryAccessOf)", () => {
 });
 
 await run(process.env.BENCH_JSON ? { format: "json" } : {});
+if (!process.env.BENCH_JSON) console.log("populate helper:", populateHelperStatistics());
 vm.destroy();

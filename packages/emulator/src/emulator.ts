@@ -95,6 +95,11 @@ export function populateHelperStatistics(): PopulateHelperStatistics {
   return { running, jobs: Number(counters[0]), bytes: Number(counters[1]), busy: Number(counters[2]) };
 }
 
+/** Switch the populate helper off or on (on by default where it can run); benchmarks compare the two. */
+export function setPopulateHelper(enabled: boolean): void {
+  loadCore().core_set_populate_helper(enabled ? 1 : 0);
+}
+
 const GUEST_PAGE_SIZE = 4096;
 
 const ACCESS_BY_MEM_TYPE: Record<number, AccessKind> = {

@@ -7,5 +7,6 @@ export {
   MIN_UNICORN_VERSION,
   type PopulateHelperStatistics,
   populateHelperStatistics,
+  setPopulateHelper,
   unicornVersion,
 } from "./emulator.ts";

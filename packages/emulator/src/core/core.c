@@ -120,6 +120,7 @@ static struct {
   uint32_t state;      /* 0 idle, 1 busy (futex word) */
   int owner_pid;       /* the process whose helper thread this is; a forked child starts its own */
   int disabled;        /* one CPU, or the thread could not be created */
+  int switched_off;    /* core_set_populate_helper(0) */
   uint8_t *job_start;  /* written by the engine thread before state 0 -> 1 */
   uint64_t job_length;
   uint64_t jobs;       /* statistics: jobs finished, bytes populated by the helper */
@@ -144,7 +145,7 @@ enum { HELPER_NONE, HELPER_BUSY, HELPER_IDLE };
 
 /* The helper of this process (not a forked copy of another's), started on first use. */
 static int populate_helper_state(void) {
-  if (helper.disabled) return HELPER_NONE;
+  if (helper.disabled || helper.switched_off) return HELPER_NONE;
   int pid = getpid();
   if (helper.owner_pid != pid) {
     /* First use, or a forked child: the parent's thread is not here, whatever its state said. */
@@ -187,6 +188,16 @@ static void populate_helper_quiesce(void) {
 #else
 static void populate_helper_quiesce(void) {}
 #endif
+
+/* Turn the helper off (0) or on again (1): benchmarks compare the two; off, windows are populated whole here. */
+void core_set_populate_helper(int enabled) {
+#ifdef POPULATE_HELPER
+  populate_helper_quiesce();
+  helper.switched_off = !enabled;
+#else
+  (void)enabled;
+#endif
+}
 
 /* Statistics: out[0] = jobs the helper finished, out[1] = bytes it populated, out[2] = windows it was busy for.
    Returns 1 if this process has a helper. */

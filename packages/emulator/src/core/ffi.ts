@@ -28,6 +28,7 @@ const symbols = {
   core_struct_size: { args: [], returns: FFIType.i32 },
   core_set_time_slice: { args: [FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
   core_populate_helper_stats: { args: [FFIType.ptr], returns: FFIType.i32 },
+  core_set_populate_helper: { args: [FFIType.i32], returns: FFIType.void },
 } as const;
 
 type CoreLibrary = ReturnType<typeof cc<typeof symbols>>;
