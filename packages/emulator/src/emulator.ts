@@ -80,7 +80,7 @@ export function emulatorAvailability(): BackendAvailability {
 
 /** What the populate helper thread (Linux: half of each sequential fault-around window) has done so far. */
 export interface PopulateHelperStatistics {
-  /** This process has a helper thread (Linux, two or more CPUs, and a fault-around window of 128 KiB+ seen). */
+  /** This process has a helper thread (Linux, two or more CPUs, and a fault-around window of 512 KiB+ seen). */
   running: boolean;
   jobs: number;
   bytes: number;

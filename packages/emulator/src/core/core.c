@@ -75,7 +75,7 @@ enum { MEM_READ = 16, MEM_WRITE = 17, MEM_FETCH = 18 };
 
 /*
  * The populate helper: one host thread (per host process) that populates half of each fault-around window of
- * two chunks or more while the engine thread populates the other half. Allocating and zeroing a host page is
+ * eight chunks or more while the engine thread populates the other half. Allocating and zeroing a host page is
  * the whole cost of a first touch (about 1.3 µs per 4 KiB on a virtualised host, nearly all of it in the host
  * kernel and hypervisor), and it scales with cores, so two threads halve the wait. Linux only: elsewhere there
  * is no MADV_POPULATE_WRITE to hand over. The helper never touches Unicorn or JS, only madvise on the slab.
@@ -116,6 +116,10 @@ long sysconf(int);
 #endif
 
 #ifdef POPULATE_HELPER
+/* Windows from 512 KiB: smaller ones take too little time to be worth a handover, and a short-lived program
+   (a shell's child that execs and exits) never pays for the thread. */
+#define HELPER_MIN_CHUNKS 8
+
 static struct {
   uint32_t state;      /* 0 idle, 1 busy (futex word) */
   int owner_pid;       /* the process whose helper thread this is; a forked child starts its own */
@@ -318,7 +322,7 @@ static void fault_around(struct core *c, uint64_t chunk) {
   uint8_t *start = c->mem + (chunk << CHUNK_SHIFT);
   uint64_t mine = end - chunk;
 #ifdef POPULATE_HELPER
-  int helper_state = c->populate_enabled && mine >= 2 ? populate_helper_state() : HELPER_NONE;
+  int helper_state = c->populate_enabled && mine >= HELPER_MIN_CHUNKS ? populate_helper_state() : HELPER_NONE;
   if (helper_state != HELPER_NONE) {
     uint64_t front = mine / 2;
     if (helper_state == HELPER_IDLE)
