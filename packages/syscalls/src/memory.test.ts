@@ -46,6 +46,11 @@ describe("GuestMemory", () => {
     expect(memory.hostPointer(4095, 2, false)).toBe(-EFAULT);
     // Zero length never faults.
     expect(memory.hostPointer(5000, 0, true)).toBe(0x1000_0000 + 5000);
+    // Not even at an unrepresentable pointer (found by tests/guest/sys_fuzz.c: getgroups with no groups and a
+    // pointer >= 2^53 threw a RangeError out of Uint8Array.set).
+    expect(memory.writeBytes(Number.POSITIVE_INFINITY, new Uint8Array(0))).toBe(0);
+    expect(memory.writeBytes(1 << 20, new Uint8Array(0))).toBe(0);
+    expect(memory.readBytes(Number.POSITIVE_INFINITY, 0)).toEqual(new Uint8Array(0));
   });
 
   test("accessiblePrefix stops at the first inaccessible page", () => {

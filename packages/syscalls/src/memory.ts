@@ -147,7 +147,8 @@ export class GuestMemory {
 
   writeBytes(address: number, data: Uint8Array): number {
     if (!this.check(address, data.length, true)) return -EFAULT;
-    this.bytes.set(data, address);
+    // Nothing to copy: the address may be anything (even Infinity, an unrepresentable pointer), as on Linux.
+    if (data.length > 0) this.bytes.set(data, address);
     return 0;
   }
 
