@@ -234,6 +234,29 @@ describe.skipIf(!available)("emulator backend", () => {
     }
   });
 
+  test("dropping translated code of pages that cannot be fetched does not fault the running guest", () => {
+    // Regression (found by tests/guest/mm_fuzz.c): mprotect(PROT_EXEC) of a range starting at a guard page
+    // queued a code invalidation; Unicorn translates the start as a fetch, the fill hook refused it and the
+    // prefetch abort landed on the guest instruction after the svc: the guest died of SIGSEGV.
+    load(vm.memory.bytes, CODE, [0xd4000001 /* svc #0 */, 0xd4200000 /* brk #0 */]);
+    let calls = 0;
+    vcpu.setSyscallHandler(() => {
+      calls++;
+      vm.invalidateCode(DATA, PAGE); // mapped, not executable
+      vm.invalidateCode(0x700000, 2 * PAGE); // nothing mapped
+      vm.invalidateCode(CODE, PAGE); // the running code itself: executable
+      return SYSCALL_RESUME;
+    });
+    vcpu.setRegister("pc", BigInt(CODE));
+    expect(vcpu.run()).toEqual({ kind: "breakpoint", pc: CODE + 4 });
+    expect(calls).toBe(1);
+    // The identity entries answered for those lookups are gone: the pages keep their real permissions.
+    load(vm.memory.bytes, CODE, [0xd61f0020 /* br x1 */]);
+    vcpu.setRegister("x1", BigInt(DATA));
+    vcpu.setRegister("pc", BigInt(CODE));
+    expect(vcpu.run()).toEqual({ kind: "fault", address: DATA, access: "exec", mapped: true });
+  });
+
   test("a throwing syscall handler surfaces as an exception from run(), not a crash", () => {
     load(vm.memory.bytes, CODE, GETPID_LOOP);
     vcpu.setSyscallHandler(() => {

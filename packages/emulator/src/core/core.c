@@ -240,7 +240,7 @@ struct core {
   uint64_t intno;             /* 120 */
   uint64_t stop_requested;    /* 128: set by JS (requestStop) or by the svc handler's LEAVE */
   uint64_t stopping;          /* 136: a stop is in progress: answer stray fills harmlessly */
-  uint64_t reserved_144;      /* 144: unused */
+  uint64_t code_probe;        /* 144: core_remove_code is translating an address that may not be fetchable */
   uint64_t fills;             /* 152: statistics */
   uint64_t svcs;              /* 160 */
   uint64_t frame[9];          /* 168: X0..X8 for the JS dispatcher */
@@ -349,6 +349,13 @@ static bool on_tlb_fill(uc_engine *uc, uint64_t va, int type, uint64_t *entry, v
      * the run (a flush lets QEMU shrink its TLB once its 100 ms sizing window has passed).
      */
     return false;
+  }
+  if (c->code_probe) {
+    /* Unicorn asks for the physical address of the start of a range whose translated code is being dropped;
+       guest memory is identity-mapped, and the entry is flushed right after (core_remove_code). */
+    entry[0] = va;
+    ((uint32_t *)entry)[2] = 4;
+    return true;
   }
   uint64_t table = c->ttbr;
   uint64_t desc = 0;
@@ -478,8 +485,21 @@ int core_flush_tlb(struct core *c) {
   return c->ctl(c->uc, 1073741835 /* UC_CTL_WRITE(TLB_FLUSH) */);
 }
 
+/*
+ * Drop translated code for [begin, end). Unicorn first translates `begin` as an instruction fetch, and a fetch
+ * that the guest's tables refuse (a guard page, a page without PROT_EXEC, nothing mapped) raises a prefetch
+ * abort right out of this call, which lands on whatever guest instruction is current. Guest memory is
+ * identity-mapped, so the fill hook answers that one lookup with the identity itself, and the TLB entry it
+ * leaves behind is flushed.
+ */
 int core_remove_code(struct core *c, uint64_t begin, uint64_t end) {
-  return c->ctl(c->uc, 1207959561 /* UC_CTL_WRITE(TB_REMOVE_CACHE, 2) */, begin, end);
+  if (begin >= c->mem_size) return 0;
+  if (end > c->mem_size) end = c->mem_size;
+  c->code_probe = 1;
+  int err = c->ctl(c->uc, 1207959561 /* UC_CTL_WRITE(TB_REMOVE_CACHE, 2) */, begin, end);
+  c->code_probe = 0;
+  int flushed = core_flush_tlb(c);
+  return err ? err : flushed;
 }
 
 /* Guest physical memory: a private, lazily backed, never-reserved anonymous mapping. */
