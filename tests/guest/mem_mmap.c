@@ -55,6 +55,17 @@ static void test_validation(void) {
   CHECK_ERRNO("mmap file with a closed fd", (long)mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE, 999, 0), EBADF);
   CHECK_ERRNO("mmap file offset not page aligned", (long)mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE, fd, 100), EINVAL);
   CHECK_ERRNO("mmap neither private nor shared", (long)mmap(NULL, PAGE, PROT_READ, MAP_ANONYMOUS, -1, 0), EINVAL);
+  /* do_mmap never validates prot (mprotect does): an unknown bit is dropped. qemu 7.2 refuses it (EINVAL). */
+  if (!qemu_skips("mmap ignores unknown prot bits")) {
+    void *odd = mmap(NULL, PAGE, PROT_READ | PROT_WRITE | 0x40, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK("mmap with an unknown prot bit maps", odd != MAP_FAILED);
+    if (odd != MAP_FAILED) {
+      ((volatile char *)odd)[0] = 1;
+      CHECK("... and the mapping is plain read-write", ((volatile char *)odd)[0] == 1);
+      CHECK_ERRNO("mprotect with that bit is EINVAL", mprotect(odd, PAGE, PROT_READ | 0x40), EINVAL);
+      munmap(odd, PAGE);
+    }
+  }
 
   test_fixed_noreplace(free_at);
   test_shared_validate(fd);

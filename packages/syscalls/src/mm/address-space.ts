@@ -46,7 +46,6 @@ import {
   MS_ASYNC,
   MS_INVALIDATE,
   MS_SYNC,
-  PAGE_MASK,
   PAGE_SIZE,
   PROT_ACCESS,
   PROT_EXEC,
@@ -316,7 +315,8 @@ export class AddressSpace {
     } else if (type !== MAP_SHARED && type !== MAP_PRIVATE) {
       return -EINVAL;
     }
-    if (prot & ~PROT_KNOWN) return -EINVAL;
+    // do_mmap never validates prot (only mprotect does): bits it does not know are dropped.
+    prot &= PROT_KNOWN;
     const size = pageUp(length);
     if (!Number.isFinite(size) || size > this.layout.reservedStart) return -ENOMEM;
     const shared = type !== MAP_PRIVATE;
@@ -951,7 +951,9 @@ export class AddressSpace {
       const allowed = region.prot & (PROT_EXEC | PROT_WRITE) ? region.prot | PROT_READ : region.prot;
       if (!(allowed & need)) return false;
       if (region.mayHoldGuards) {
-        const from = Math.max(region.start, cursor) & ~PAGE_MASK;
+        // Arithmetic, not `& ~PAGE_MASK`: a bitwise AND makes addresses from 2 GiB up negative.
+        const cursorPage = Math.max(region.start, cursor);
+        const from = cursorPage - (cursorPage % PAGE_SIZE);
         const to = Math.min(region.end, end);
         for (let page = from; page < to; page += PAGE_SIZE) if (this.tables.isGuard(page)) return false;
       }
