@@ -182,6 +182,21 @@ class EmulatorMemory implements GuestPhysicalMemory {
       writable ? 1 : 0,
     );
   }
+  /** Linux only (the host's mremap moves the shared object's mapping); elsewhere mremap copies instead. */
+  readonly moveSharedMapping =
+    process.platform === "linux"
+      ? (from: number, to: number, length: number, keepSource: boolean): number => {
+          // The destination is backed by the object from now on: the fill hook must never populate it.
+          loadCore().core_slab_mark_populated(this.populatedPtr, to, length);
+          return loadCore().core_slab_move_shared(
+            this.hostAddress as Pointer,
+            from,
+            to,
+            length,
+            keepSource ? 1 : 0,
+          );
+        }
+      : undefined;
   unmapSharedFile(address: number, length: number): void {
     if (loadCore().core_slab_restore(this.hostAddress as Pointer, address, length) !== 0) {
       throw new Error(`cannot restore guest memory at 0x${address.toString(16)} after a shared file mapping`);

@@ -26,6 +26,12 @@ export interface GuestPhysicalMemory {
   mapSharedFile?(address: number, length: number, hostFd: number, offset: number, writable: boolean): number;
   /** Undo mapSharedFile: [address, address+length) becomes private zero-filled memory again. */
   unmapSharedFile?(address: number, length: number): void;
+  /**
+   * Capability: move the shared mapping at [from, from+length) (one made by mapSharedFile) to `to`, so the same
+   * object backs the new range, as mremap moves a MAP_SHARED area. `keepSource` (MREMAP_DONTUNMAP) leaves the
+   * old range mapped to the object too; otherwise it becomes private zero-filled memory. 0 or -errno.
+   */
+  moveSharedMapping?(from: number, to: number, length: number, keepSource: boolean): number;
 }
 
 export type AccessKind = "read" | "write" | "exec";

@@ -25,6 +25,9 @@ typedef int (*svc_callback_fn)(void);
 void *mmap(void *, unsigned long, int, int, int, long);
 int munmap(void *, unsigned long);
 int madvise(void *, unsigned long, int);
+#ifndef __APPLE__
+void *mremap(void *, unsigned long, unsigned long, int, ...);
+#endif
 int mincore(void *, unsigned long, unsigned char *);
 void *memset(void *, int, unsigned long);
 #ifdef __APPLE__
@@ -549,6 +552,26 @@ int core_slab_map_file(uint8_t *base, uint64_t offset, uint64_t length, int fd, 
   int prot = writable ? 3 : 1; /* PROT_READ|PROT_WRITE : PROT_READ */
   void *p = mmap(base + offset, length, prot, SLAB_SHARED_FIXED, fd, file_offset);
   return p == (void *)-1 ? -HOST_ERRNO : 0;
+}
+
+/*
+ * Move the shared host mapping at [from, from+length) to `to` inside the slab (mremap of a MAP_SHARED area):
+ * the same object then backs `to`. With keep_source (MREMAP_DONTUNMAP) the source stays mapped to it as well;
+ * otherwise the hole the move leaves is filled with private zero-filled memory again.
+ */
+int core_slab_move_shared(uint8_t *base, uint64_t from, uint64_t to, uint64_t length, int keep_source) {
+#ifdef __APPLE__
+  (void)base, (void)from, (void)to, (void)length, (void)keep_source;
+  return -78; /* ENOSYS: no mremap; EmulatorMemory offers the capability on Linux only */
+#else
+  populate_helper_quiesce();
+  int flags = 1 /* MREMAP_MAYMOVE */ | 2 /* MREMAP_FIXED */ | (keep_source ? 4 /* MREMAP_DONTUNMAP */ : 0);
+  void *p = mremap(base + from, length, length, flags, base + to);
+  if (p == (void *)-1) return -HOST_ERRNO;
+  if (keep_source) return 0;
+  p = mmap(base + from, length, 3, SLAB_MAP_FLAGS | SLAB_FIXED, -1, 0);
+  return p == (void *)-1 ? -HOST_ERRNO : 0;
+#endif
 }
 
 /* Put private zero-filled memory back over [offset, offset+length) (undoes core_slab_map_file). */

@@ -25,6 +25,10 @@ const symbols = {
     returns: FFIType.i32,
   },
   core_slab_restore: { args: [FFIType.ptr, FFIType.u64, FFIType.u64], returns: FFIType.i32 },
+  core_slab_move_shared: {
+    args: [FFIType.ptr, FFIType.u64, FFIType.u64, FFIType.u64, FFIType.i32],
+    returns: FFIType.i32,
+  },
   core_struct_size: { args: [], returns: FFIType.i32 },
   core_set_time_slice: { args: [FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
   core_populate_helper_stats: { args: [FFIType.ptr], returns: FFIType.i32 },
