@@ -14,6 +14,11 @@ export interface RegionFlags {
   readonly dontFork?: boolean;
   /** MADV_WIPEONFORK (VM_WIPEONFORK): a forked child gets it zero-filled. */
   readonly wipeOnFork?: boolean;
+  /** MADV_DONTDUMP (VM_DONTDUMP): left out of core dumps. */
+  readonly dontDump?: boolean;
+  /** MADV_RANDOM / MADV_SEQUENTIAL (VM_RAND_READ / VM_SEQ_READ); MADV_NORMAL clears both. */
+  readonly randomRead?: boolean;
+  readonly sequentialRead?: boolean;
 }
 
 export interface FileIdentity {
@@ -50,7 +55,10 @@ export function sameFlags(a: RegionFlags, b: RegionFlags): boolean {
       a.growsDown === b.growsDown &&
       a.locked === b.locked &&
       (a.dontFork ?? false) === (b.dontFork ?? false) &&
-      (a.wipeOnFork ?? false) === (b.wipeOnFork ?? false))
+      (a.wipeOnFork ?? false) === (b.wipeOnFork ?? false) &&
+      (a.dontDump ?? false) === (b.dontDump ?? false) &&
+      (a.randomRead ?? false) === (b.randomRead ?? false) &&
+      (a.sequentialRead ?? false) === (b.sequentialRead ?? false))
   );
 }
 
@@ -118,6 +126,9 @@ export function applyChange(r: Region, change: RegionChange): Region {
       locked: f.locked ?? flags.locked,
       dontFork: f.dontFork ?? flags.dontFork ?? false,
       wipeOnFork: f.wipeOnFork ?? flags.wipeOnFork ?? false,
+      dontDump: f.dontDump ?? flags.dontDump ?? false,
+      randomRead: f.randomRead ?? flags.randomRead ?? false,
+      sequentialRead: f.sequentialRead ?? flags.sequentialRead ?? false,
     };
     if (!sameFlags(next, flags)) flags = next;
   }

@@ -11,7 +11,7 @@
  */
 import type { GuestPhysicalMemory, TlbInvalidation } from "@guest/hvf-bindings";
 import { PageTable } from "@guest/pagetable";
-import { type Region, RegionTracker } from "@guest/region-tracker";
+import { type Region, type RegionFlags, RegionTracker } from "@guest/region-tracker";
 import { sharedHost } from "../host/host.ts";
 import {
   EACCES,
@@ -60,7 +60,7 @@ import {
 export interface AddressSpaceBackend {
   readonly memory: Pick<
     GuestPhysicalMemory,
-    "size" | "bytes" | "discard" | "mapSharedFile" | "unmapSharedFile"
+    "size" | "bytes" | "discard" | "mapSharedFile" | "unmapSharedFile" | "moveSharedMapping"
   >;
   setTranslationRoot(rootAddress: number): void;
   invalidateTlb(requests: readonly TlbInvalidation[]): void;
@@ -430,10 +430,12 @@ export class AddressSpace {
    * the hole then reports ENOMEM.
    */
   mprotect(address: number, length: number, prot: number): number {
+    // In do_mprotect_pkey's order: a length of 0 succeeds before the prot bits are validated.
+    if (prot & PROT_GROWSDOWN && prot & PROT_GROWSUP) return -EINVAL;
     if (address % PAGE_SIZE !== 0) return -EINVAL;
+    if (length === 0) return 0;
     if (prot & ~PROT_KNOWN) return -EINVAL;
     if (prot & PROT_GROWSUP) return -EINVAL; // arm64 has no upward-growing mappings
-    if (length === 0) return 0;
     const size = pageUp(length);
     if (!this.inRange(address, size)) return -ENOMEM;
     let start = address;
@@ -515,8 +517,42 @@ export class AddressSpace {
     if (!region || region.start > oldAddress) return -EFAULT;
     // oldLength 0 duplicates a shared mapping in Linux; for private mappings it is EINVAL.
     if (oldSize === 0) return region.flags.shared ? -ENOSYS_MREMAP_DUP : -EINVAL;
+    const movesTo = flags & (MREMAP_FIXED | MREMAP_DONTUNMAP);
+    // Shrinking, or the same size, in place: the tail goes, whatever areas it spans (Linux 6.18 checks only that
+    // an area starts at oldAddress).
+    if (!movesTo && newSize <= oldSize) {
+      if (newSize < oldSize) {
+        const result = this.munmap(oldAddress + newSize, oldSize - newSize);
+        if (result < 0) return result;
+      }
+      return oldAddress;
+    }
+    // A pure move (same size, to a new address) takes every area in the range along (Linux 6.17+ remap_move),
+    // each to the same offset at the destination; holes stay holes.
+    if (movesTo && newSize === oldSize && oldAddress + oldSize > region.end) {
+      // Only the destination pieces that receive an area are cleared (each move below clears its own).
+      const pieces = [...this.regions.overlapping(oldAddress, oldAddress + oldSize)].map((piece) => [
+        Math.max(piece.start, oldAddress),
+        Math.min(piece.end, oldAddress + oldSize),
+      ]);
+      for (const [from, to] of pieces) {
+        const moved = this.mremap(from!, to! - from!, to! - from!, flags, newAddress + (from! - oldAddress));
+        if (moved < 0) return moved;
+      }
+      return newAddress;
+    }
+    // A move that shrinks: the part kept must lie in the first area; the rest goes first.
+    if (movesTo && newSize < oldSize) {
+      if (oldAddress + newSize > region.end) return -EFAULT;
+      const cleared = this.munmap(oldAddress + newSize, oldSize - newSize);
+      if (cleared < 0) return cleared;
+      return this.mremap(oldAddress, newSize, newSize, flags, newAddress);
+    }
     if (oldAddress + oldSize > region.end) return -EFAULT;
-    if (flags & MREMAP_DONTUNMAP && (region.flags.shared || !region.flags.anonymous)) return -EINVAL;
+    // Shared areas move by moving the host mapping of their object (same size only, where the backend can).
+    const sharedMove =
+      region.flags.shared && this.backend.memory.moveSharedMapping !== undefined && newSize === oldSize;
+    if (flags & MREMAP_DONTUNMAP && region.flags.shared && !sharedMove) return -ENOSYS_MREMAP_SHARED_FILE;
     const attributes = (start: number, length: number, fileOffset: number): MapRequest => ({
       start,
       length,
@@ -531,14 +567,7 @@ export class AddressSpace {
     const fileOffsetAt = (address: number): number =>
       region.file ? region.file.offset + (address - region.start) : 0;
 
-    if (!(flags & MREMAP_FIXED) && !(flags & MREMAP_DONTUNMAP)) {
-      if (newSize <= oldSize) {
-        if (newSize < oldSize) {
-          const result = this.munmap(oldAddress + newSize, oldSize - newSize);
-          if (result < 0) return result;
-        }
-        return oldAddress;
-      }
+    if (!movesTo) {
       const tail = oldAddress + oldSize;
       const growth = newSize - oldSize;
       if (
@@ -556,7 +585,7 @@ export class AddressSpace {
       }
       if (!(flags & MREMAP_MAYMOVE)) return -ENOMEM;
     }
-    if (region.flags.shared && region.file) return -ENOSYS_MREMAP_SHARED_FILE;
+    if (region.flags.shared && region.file && !sharedMove) return -ENOSYS_MREMAP_SHARED_FILE;
     let destination: number;
     if (flags & MREMAP_FIXED) {
       destination = newAddress;
@@ -566,9 +595,18 @@ export class AddressSpace {
     }
     const result = this.mapFixed(attributes(destination, newSize, fileOffsetAt(oldAddress)));
     if (result < 0) return result;
-    if (region.file && !region.flags.shared) this.shareFileReference(region, destination, newSize);
-    const bytes = this.backend.memory.bytes;
-    bytes.copyWithin(destination, oldAddress, oldAddress + Math.min(oldSize, newSize));
+    if (region.file) this.shareFileReference(region, destination, newSize);
+    if (sharedMove) {
+      const keepSource = (flags & MREMAP_DONTUNMAP) !== 0;
+      const moved = this.backend.memory.moveSharedMapping!(oldAddress, destination, newSize, keepSource);
+      if (moved < 0) {
+        this.munmap(destination, newSize);
+        return moved;
+      }
+    } else {
+      const bytes = this.backend.memory.bytes;
+      bytes.copyWithin(destination, oldAddress, oldAddress + Math.min(oldSize, newSize));
+    }
     if (region.mayHoldGuards) {
       // Guard markers move with their pages.
       for (let offset = 0; offset < Math.min(oldSize, newSize); offset += PAGE_SIZE) {
@@ -581,7 +619,15 @@ export class AddressSpace {
       this.fillFromFile(region, destination + oldSize, newSize - oldSize, fileOffsetAt(oldAddress) + oldSize);
     }
     if (flags & MREMAP_DONTUNMAP) {
-      this.backend.memory.discard(oldAddress, oldSize);
+      // The source stays mapped without its pages: private anonymous memory reads zeroes, a private file
+      // mapping the file again, a shared area its object (the host mapping stayed).
+      if (!region.flags.shared) {
+        this.backend.memory.discard(oldAddress, oldSize);
+        if (region.file) this.fillFromFile(region, oldAddress, oldSize);
+      }
+      // move_vma clears VM_LOCKED on the old area, all of it, not only the part that moved (checked natively on
+      // Linux 6.18: the rest of a locked area is unlocked too).
+      if (region.flags.locked) this.regions.update(region.start, region.end, { flags: { locked: false } });
       // Guard markers moved with the page tables: the old range keeps none.
       if (region.mayHoldGuards) this.tables.removeGuard(oldAddress, oldSize);
     } else {
@@ -768,7 +814,9 @@ export class AddressSpace {
   private updateMapped(
     from: number,
     to: number,
-    flags: { dontFork?: boolean; wipeOnFork?: boolean },
+    flags: Partial<
+      Pick<RegionFlags, "dontFork" | "wipeOnFork" | "dontDump" | "randomRead" | "sequentialRead">
+    >,
   ): number {
     const pieces = [...this.regions.overlapping(from, to)].map((r) => [
       Math.max(r.start, from),
@@ -821,19 +869,21 @@ export class AddressSpace {
       case MADV.DONTNEED:
       case MADV.DONTNEED_LOCKED:
       case MADV.FREE: {
-        for (const region of this.regions.overlapping(address, end)) {
+        // Area by area, as madvise_walk_vmas: the first area refused stops the walk with EINVAL, the areas
+        // before it are zapped already.
+        for (const region of [...this.regions.overlapping(address, end)]) {
           if (advice === MADV.FREE && (region.flags.shared || !region.flags.anonymous)) return -EINVAL;
-          if (advice === MADV.DONTNEED && region.flags.locked) return -EINVAL;
+          // can_madv_lru_vma: MADV_DONTNEED and MADV_FREE leave mlock'ed areas alone (DONTNEED_LOCKED does not).
+          if (advice !== MADV.DONTNEED_LOCKED && region.flags.locked) return -EINVAL;
+          this.zap(Math.max(region.start, address), Math.min(region.end, end));
         }
-        this.zap(address, end);
         break;
       }
       case MADV.GUARD_INSTALL: {
-        // Like Linux, walk the range: the mapped parts get guards, a hole reports ENOMEM at the end.
-        for (const region of this.regions.overlapping(address, end)) {
-          if (region.flags.locked || (region.name?.startsWith("[v") ?? false)) return -EINVAL; // mlock'ed, [vdso]/[vvar]
-        }
+        // Like Linux, walk the range: the mapped parts get guards up to the first area that refuses them
+        // (mlock'ed, [vdso]/[vvar]: EINVAL), and a hole reports ENOMEM at the end.
         for (const region of [...this.regions.overlapping(address, end)]) {
+          if (region.flags.locked || (region.name?.startsWith("[v") ?? false)) return -EINVAL;
           const from = Math.max(region.start, address);
           const to = Math.min(region.end, end);
           // Mark the region first (the sticky flag never splits: it is ignored when merging).
@@ -857,23 +907,74 @@ export class AddressSpace {
       }
       case MADV.WIPEONFORK:
       case MADV.KEEPONFORK: {
-        for (const region of this.regions.overlapping(address, end)) {
-          if (region.flags.shared || !region.flags.anonymous) return -EINVAL;
+        // Area by area, as madvise_walk_vmas: WIPEONFORK stops with EINVAL at the first shared or file-backed
+        // area (those before it are changed already); KEEPONFORK applies anywhere.
+        for (const region of [...this.regions.overlapping(address, end)]) {
+          if (advice === MADV.WIPEONFORK && (region.flags.shared || !region.flags.anonymous)) return -EINVAL;
+          const from = Math.max(region.start, address);
+          const to = Math.min(region.end, end);
+          const updated = this.updateMapped(from, to, { wipeOnFork: advice === MADV.WIPEONFORK });
+          if (updated < 0) return updated;
         }
-        const updated = this.updateMapped(address, end, { wipeOnFork: advice === MADV.WIPEONFORK });
-        if (updated < 0) return updated;
         break;
       }
+      case MADV.COLD:
+      case MADV.PAGEOUT:
+        for (const region of this.regions.overlapping(address, end)) {
+          if (region.flags.locked) return -EINVAL; // can_madv_lru_vma
+        }
+        break;
       case MADV.DONTFORK:
       case MADV.DOFORK: {
         const updated = this.updateMapped(address, end, { dontFork: advice === MADV.DONTFORK });
         if (updated < 0) return updated;
         break;
       }
+      // VMA flags: no effect on what the guest sees, but they keep areas apart in /proc/self/maps as on Linux.
+      case MADV.NORMAL:
+      case MADV.RANDOM:
+      case MADV.SEQUENTIAL: {
+        const updated = this.updateMapped(address, end, {
+          randomRead: advice === MADV.RANDOM,
+          sequentialRead: advice === MADV.SEQUENTIAL,
+        });
+        if (updated < 0) return updated;
+        break;
+      }
+      case MADV.DONTDUMP:
+      case MADV.DODUMP: {
+        const updated = this.updateMapped(address, end, { dontDump: advice === MADV.DONTDUMP });
+        if (updated < 0) return updated;
+        break;
+      }
+      case MADV.POPULATE_READ:
+      case MADV.POPULATE_WRITE:
+        return this.populateCheck(address, end, advice === MADV.POPULATE_WRITE);
       default:
-        break; // hints with no observable effect here (fork-related ones matter once fork exists)
+        break; // hints with no observable effect here
     }
     return mapped ? 0 : -ENOMEM;
+  }
+
+  /**
+   * MADV_POPULATE_(READ|WRITE): every page here is resident already, so only the errors of Linux's
+   * madvise_populate are left, met in address order: a hole is ENOMEM, an area without the permission
+   * (VM_READ / VM_WRITE itself: a PROT_WRITE-only area cannot be populated for reading) EINVAL, a guard page
+   * EFAULT (the fault it raises is a SIGSEGV).
+   */
+  private populateCheck(start: number, end: number, write: boolean): number {
+    let cursor = start;
+    for (const region of this.regions.overlapping(start, end)) {
+      if (region.start > cursor) return -ENOMEM;
+      if (!(region.prot & (write ? PROT_WRITE : PROT_READ))) return -EINVAL;
+      if (region.mayHoldGuards) {
+        const from = Math.max(region.start, start);
+        const to = Math.min(region.end, end);
+        for (let page = from; page < to; page += PAGE_SIZE) if (this.tables.isGuard(page)) return -EFAULT;
+      }
+      cursor = region.end;
+    }
+    return cursor >= end ? 0 : -ENOMEM;
   }
 
   /** msync(2): validation as Linux; shared file pages already live in the host's page cache. */
@@ -891,14 +992,36 @@ export class AddressSpace {
     return this.regions.isFullyMapped(address, end) ? 0 : -ENOMEM;
   }
 
-  /** mlock(2)/munlock(2): recorded on the regions (guards then refuse them); every page is resident anyway. */
-  setLocked(address: number, length: number, locked: boolean): number {
+  /**
+   * mlock(2)/mlock2/munlock(2): recorded on the regions (guards then refuse them); every page is resident anyway.
+   * As Linux's apply_vma_lock_flags: the areas up to the first hole change, and the hole is ENOMEM. mlock then
+   * populates (`populate`, not for MLOCK_ONFAULT): that fails on a PROT_NONE area or a guard page, and mlock
+   * says ENOMEM, with the lock already applied.
+   */
+  setLocked(address: number, length: number, locked: boolean, populate = locked): number {
     const start = address - (address % PAGE_SIZE);
     const end = start + pageUp(length + (address - start));
     if (!this.inRange(start, end - start)) return -ENOMEM;
     if (end === start) return 0;
-    if (!this.regions.isFullyMapped(start, end)) return -ENOMEM;
-    return this.regions.update(start, end, { flags: { locked } });
+    let cursor = start;
+    for (const region of [...this.regions.overlapping(start, end)]) {
+      if (region.start > cursor) return -ENOMEM;
+      const to = Math.min(region.end, end);
+      const result = this.regions.update(cursor, to, { flags: { locked } });
+      if (result < 0) return result;
+      cursor = to;
+    }
+    if (cursor < end) return -ENOMEM;
+    if (!populate) return 0;
+    for (const region of this.regions.overlapping(start, end)) {
+      if (!(region.prot & PROT_ACCESS)) return -ENOMEM;
+      if (!region.mayHoldGuards) continue;
+      const to = Math.min(region.end, end);
+      for (let page = Math.max(region.start, start); page < to; page += PAGE_SIZE) {
+        if (this.tables.isGuard(page)) return -ENOMEM;
+      }
+    }
+    return 0;
   }
 
   /** Locks new mappings too once mlockall(MCL_FUTURE) was called. */

@@ -113,7 +113,9 @@ export function registerMemoryHandlers(dispatcher: Dispatcher, space: AddressSpa
   const msync: SyscallHandler = (args) => space.msync(args.ulong(0), args.ulong(1), args.int(2));
   const mlock: SyscallHandler = (args) => space.setLocked(args.ulong(0), args.ulong(1), true);
   const mlock2: SyscallHandler = (args) =>
-    args.int(2) & ~MLOCK_ONFAULT ? -EINVAL : space.setLocked(args.ulong(0), args.ulong(1), true);
+    args.int(2) & ~MLOCK_ONFAULT
+      ? -EINVAL
+      : space.setLocked(args.ulong(0), args.ulong(1), true, (args.int(2) & MLOCK_ONFAULT) === 0);
   const munlock: SyscallHandler = (args) => space.setLocked(args.ulong(0), args.ulong(1), false);
   const mlockall: SyscallHandler = (args) => space.mlockall(args.int(0));
   const munlockall: SyscallHandler = () => space.munlockall();
