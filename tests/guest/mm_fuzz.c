@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include "fuzz_rng.h"
 
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
@@ -39,13 +40,6 @@
 #define PAGES 256UL
 #define SIZE (PAGES * PAGE)
 
-static uint64_t rng;
-static uint64_t next(void) {
-  rng ^= rng << 13;
-  rng ^= rng >> 7;
-  rng ^= rng << 17;
-  return rng;
-}
 static unsigned long below(unsigned long n) { return n ? (unsigned long)(next() % n) : 0; }
 
 static char *sandbox;
@@ -195,7 +189,7 @@ static void scribble(void) {
 }
 
 int main(int argc, char **argv) {
-  rng = argc > 1 ? strtoull(argv[1], 0, 0) * 0x9e3779b97f4a7c15ULL + 1 : 1;
+  seed_rng(argc > 1 ? argv[1] : NULL);
   long steps = argc > 2 ? atol(argv[2]) : 400;
   long every = argc > 3 ? atol(argv[3]) : 8;
   if (every < 1) every = 1;

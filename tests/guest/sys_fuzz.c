@@ -21,14 +21,8 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "fuzz_rng.h"
 
-static uint64_t rng;
-static uint64_t next(void) {
-  rng ^= rng << 13;
-  rng ^= rng >> 7;
-  rng ^= rng << 17;
-  return rng;
-}
 
 static unsigned char *buffer;
 static int fds[8];
@@ -82,7 +76,7 @@ static const long plain_calls[] = {
 };
 
 int main(int argc, char **argv) {
-  rng = argc > 1 ? strtoull(argv[1], 0, 0) * 0x9e3779b97f4a7c15ULL + 1 : 1;
+  seed_rng(argc > 1 ? argv[1] : NULL);
   long calls = argc > 2 ? atol(argv[2]) : 20000;
   buffer = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (buffer == MAP_FAILED) return 2;

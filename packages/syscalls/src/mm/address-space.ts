@@ -120,6 +120,20 @@ export interface MapRequest {
 }
 
 /** Not built yet, and said so (-ENOSYS shows under --trace): duplicating a shared mapping (old_size 0). */
+/**
+ * madvise advice that only sets or clears VMA flags: no effect on what the guest sees, but they keep areas
+ * apart in /proc/self/maps as on Linux (VM_DONTCOPY, VM_DONTDUMP, VM_RAND_READ / VM_SEQ_READ).
+ */
+const VMA_FLAG_ADVICE = new Map<number, Partial<RegionFlags>>([
+  [MADV.DONTFORK, { dontFork: true }],
+  [MADV.DOFORK, { dontFork: false }],
+  [MADV.DONTDUMP, { dontDump: true }],
+  [MADV.DODUMP, { dontDump: false }],
+  [MADV.NORMAL, { randomRead: false, sequentialRead: false }],
+  [MADV.RANDOM, { randomRead: true, sequentialRead: false }],
+  [MADV.SEQUENTIAL, { randomRead: false, sequentialRead: true }],
+]);
+
 const ENOSYS_MREMAP_DUP = 38;
 /** Not built yet: moving a shared file mapping (its host overlay would have to move with it). */
 const ENOSYS_MREMAP_SHARED_FILE = 38;
@@ -924,34 +938,16 @@ export class AddressSpace {
           if (region.flags.locked) return -EINVAL; // can_madv_lru_vma
         }
         break;
-      case MADV.DONTFORK:
-      case MADV.DOFORK: {
-        const updated = this.updateMapped(address, end, { dontFork: advice === MADV.DONTFORK });
-        if (updated < 0) return updated;
-        break;
-      }
-      // VMA flags: no effect on what the guest sees, but they keep areas apart in /proc/self/maps as on Linux.
-      case MADV.NORMAL:
-      case MADV.RANDOM:
-      case MADV.SEQUENTIAL: {
-        const updated = this.updateMapped(address, end, {
-          randomRead: advice === MADV.RANDOM,
-          sequentialRead: advice === MADV.SEQUENTIAL,
-        });
-        if (updated < 0) return updated;
-        break;
-      }
-      case MADV.DONTDUMP:
-      case MADV.DODUMP: {
-        const updated = this.updateMapped(address, end, { dontDump: advice === MADV.DONTDUMP });
-        if (updated < 0) return updated;
-        break;
-      }
       case MADV.POPULATE_READ:
       case MADV.POPULATE_WRITE:
         return this.populateCheck(address, end, advice === MADV.POPULATE_WRITE);
-      default:
-        break; // hints with no observable effect here
+      default: {
+        const change = VMA_FLAG_ADVICE.get(advice);
+        if (!change) break; // hints with no observable effect here
+        const updated = this.updateMapped(address, end, change);
+        if (updated < 0) return updated;
+        break;
+      }
     }
     return mapped ? 0 : -ENOMEM;
   }
@@ -967,10 +963,8 @@ export class AddressSpace {
     for (const region of this.regions.overlapping(start, end)) {
       if (region.start > cursor) return -ENOMEM;
       if (!(region.prot & (write ? PROT_WRITE : PROT_READ))) return -EINVAL;
-      if (region.mayHoldGuards) {
-        const from = Math.max(region.start, start);
-        const to = Math.min(region.end, end);
-        for (let page = from; page < to; page += PAGE_SIZE) if (this.tables.isGuard(page)) return -EFAULT;
+      if (region.mayHoldGuards && this.anyGuard(Math.max(region.start, start), Math.min(region.end, end))) {
+        return -EFAULT;
       }
       cursor = region.end;
     }
@@ -1015,10 +1009,8 @@ export class AddressSpace {
     if (!populate) return 0;
     for (const region of this.regions.overlapping(start, end)) {
       if (!(region.prot & PROT_ACCESS)) return -ENOMEM;
-      if (!region.mayHoldGuards) continue;
-      const to = Math.min(region.end, end);
-      for (let page = Math.max(region.start, start); page < to; page += PAGE_SIZE) {
-        if (this.tables.isGuard(page)) return -ENOMEM;
+      if (region.mayHoldGuards && this.anyGuard(Math.max(region.start, start), Math.min(region.end, end))) {
+        return -ENOMEM;
       }
     }
     return 0;
@@ -1057,6 +1049,15 @@ export class AddressSpace {
     return new Uint8Array(size / PAGE_SIZE).fill(1);
   }
 
+  /** Is any page of [from, to) a guard page? (`from` need not be page aligned.) */
+  private anyGuard(from: number, to: number): boolean {
+    // Arithmetic, not `& ~PAGE_MASK`: a bitwise AND makes addresses from 2 GiB up negative.
+    for (let page = from - (from % PAGE_SIZE); page < to; page += PAGE_SIZE) {
+      if (this.tables.isGuard(page)) return true;
+    }
+    return false;
+  }
+
   /**
    * Can the runtime read (or write) guest memory [address, address+length) on the guest's behalf? False for
    * anything unmapped, without the permission, or a guard page: the syscall then fails with EFAULT.
@@ -1073,12 +1074,8 @@ export class AddressSpace {
       // the kernel reads such a buffer (a write(2) from a PROT_WRITE-only page succeeds on Linux).
       const allowed = region.prot & (PROT_EXEC | PROT_WRITE) ? region.prot | PROT_READ : region.prot;
       if (!(allowed & need)) return false;
-      if (region.mayHoldGuards) {
-        // Arithmetic, not `& ~PAGE_MASK`: a bitwise AND makes addresses from 2 GiB up negative.
-        const cursorPage = Math.max(region.start, cursor);
-        const from = cursorPage - (cursorPage % PAGE_SIZE);
-        const to = Math.min(region.end, end);
-        for (let page = from; page < to; page += PAGE_SIZE) if (this.tables.isGuard(page)) return false;
+      if (region.mayHoldGuards && this.anyGuard(Math.max(region.start, cursor), Math.min(region.end, end))) {
+        return false;
       }
       cursor = region.end;
       if (cursor >= end) return true;
