@@ -124,6 +124,75 @@ static void test_dontunmap(void) {
   munmap(p, 4 * PAGE);
 }
 
+/* Three areas side by side: pages [0,2) and [4,8) read-write, [2,4) read-only (one mmap, split by mprotect). */
+static unsigned char *three_areas(void) {
+  unsigned char *p = (unsigned char *)free_range(8 * PAGE, 4);
+  p = mmap(p, 8 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  if (p == MAP_FAILED) return NULL;
+  fill_pattern(p, 8 * PAGE, 130);
+  if (mprotect(p + 2 * PAGE, 2 * PAGE, PROT_READ) != 0) return NULL;
+  return p;
+}
+
+/* Linux 6.18 (checked natively): which mremaps may span several areas. */
+static void test_across_areas(void) {
+  unsigned char *p = three_areas();
+  CHECK("three areas", p != NULL);
+  if (!p) return;
+  /* In place, shrinking or the same size: only an area at the address is needed. */
+  CHECK("in place shrink across areas", remap(p + PAGE, 4 * PAGE, 2 * PAGE, 0, NULL) == p + PAGE);
+  CHECK_FAULT("... the tail is gone", PROBE_READ, p + 3 * PAGE, SIGSEGV, SEGV_MAPERR);
+  CHECK_NO_FAULT("... what is kept stays", PROBE_READ, p + 2 * PAGE);
+  munmap(p, 8 * PAGE);
+  p = three_areas();
+  if (!p) return;
+  CHECK("in place, same size, across areas", remap(p + PAGE, 4 * PAGE, 4 * PAGE, 0, NULL) == p + PAGE);
+  /* qemu 7.2 moves it somewhere else. */
+  if (!qemu_skips("MAYMOVE, same size, across areas: stays"))
+    CHECK("MAYMOVE, same size, across areas: stays",
+          remap(p + PAGE, 4 * PAGE, 4 * PAGE, MREMAP_MAYMOVE, NULL) == p + PAGE);
+  /* Growing needs the old range inside one area. */
+  CHECK_ERRNO("MAYMOVE growing across areas", (long)remap(p + PAGE, 4 * PAGE, 6 * PAGE, MREMAP_MAYMOVE, NULL), EFAULT);
+  unsigned char *target = (unsigned char *)free_range(8 * PAGE, 4);
+  /* A shrinking move keeps the part in the first area, and that part must lie in it. */
+  CHECK_ERRNO("FIXED shrink, kept part across areas",
+              (long)remap(p + PAGE, 6 * PAGE, 2 * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, target), EFAULT);
+  /* qemu 7.2 (Linux 6.17's remap_move came later) moves only within one area. */
+  if (!qemu_skips("same-size moves across areas")) {
+    /* A pure move takes every area along, holes stay holes, and only what lands is replaced. */
+    CHECK("hole in the range", munmap(p + 5 * PAGE, PAGE) == 0);
+    unsigned char *sitter = mmap(target + 4 * PAGE, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    CHECK("a mapping where the hole lands", sitter == target + 4 * PAGE);
+    CHECK("FIXED same-size move of areas and a hole",
+          remap(p + PAGE, 6 * PAGE, 6 * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, target) == target);
+    CHECK("... each area at its offset, with its contents", has_pattern_from(target, 3 * PAGE, 130, PAGE));
+    CHECK_FAULT("... read-only still", PROBE_WRITE, target + 2 * PAGE, SIGSEGV, SEGV_ACCERR);
+    CHECK_NO_FAULT("... the mapping under the hole stays", PROBE_READ, sitter);
+    CHECK_FAULT("... the old range is gone", PROBE_READ, p + 2 * PAGE, SIGSEGV, SEGV_MAPERR);
+    munmap(target, 8 * PAGE);
+  }
+  munmap(p, 8 * PAGE);
+}
+
+/* MREMAP_DONTUNMAP of a shared area: old and new range map the same object (Linux 5.13+). */
+static void test_dontunmap_shared(void) {
+  /* qemu 7.2 refuses DONTUNMAP for shared mappings (EINVAL), as Linux did before 5.13. */
+  if (qemu_skips("DONTUNMAP of a shared area")) return;
+  unsigned char *p = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  CHECK("mmap shared anonymous", p != MAP_FAILED);
+  if (p == MAP_FAILED) return;
+  fill_pattern(p, 2 * PAGE, 140);
+  unsigned char *moved = remap(p, 2 * PAGE, 2 * PAGE, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, NULL);
+  CHECK("mremap DONTUNMAP of a shared area", moved != MAP_FAILED && moved != p);
+  if (moved == MAP_FAILED) return;
+  CHECK("the new range has the contents", has_pattern(moved, 2 * PAGE, 140));
+  CHECK("the old range still shows the object", has_pattern(p, 2 * PAGE, 140));
+  moved[5] = 0x5a;
+  CHECK("a store through the new range shows in the old", p[5] == 0x5a);
+  munmap(moved, 2 * PAGE);
+  munmap(p, 2 * PAGE);
+}
+
 static void test_validation(void) {
   uintptr_t nothing = free_range(4 * PAGE, 1);
   CHECK_ERRNO("mremap of an unmapped old address", (long)remap((void *)nothing, PAGE, 2 * PAGE, MREMAP_MAYMOVE, NULL),
@@ -165,6 +234,8 @@ int main(int argc, char **argv) {
   test_maymove();
   test_fixed();
   test_dontunmap();
+  test_across_areas();
+  test_dontunmap_shared();
   test_validation();
   test_file();
   return finish();
