@@ -522,8 +522,9 @@ export class AddressSpace {
     const newSize = pageUp(newLength);
     if (newSize === 0) return -EINVAL;
     if (flags & MREMAP_DONTUNMAP && oldSize !== newSize) return -EINVAL;
+    // The new address is looked at whenever the call implies one (FIXED or DONTUNMAP): aligned, or EINVAL.
+    if (flags & (MREMAP_FIXED | MREMAP_DONTUNMAP) && newAddress % PAGE_SIZE !== 0) return -EINVAL;
     if (flags & MREMAP_FIXED) {
-      if (newAddress % PAGE_SIZE !== 0) return -EINVAL;
       if (!this.inRange(newAddress, newSize) || newAddress < this.layout.mmapMin) return -EINVAL;
       if (newAddress < oldAddress + oldSize && oldAddress < newAddress + newSize) return -EINVAL;
     }
@@ -541,9 +542,9 @@ export class AddressSpace {
       }
       return oldAddress;
     }
-    // A pure move (same size, to a new address) takes every area in the range along (Linux 6.17+ remap_move),
-    // each to the same offset at the destination; holes stay holes.
-    if (movesTo && newSize === oldSize && oldAddress + oldSize > region.end) {
+    // A pure move to a given address (same size, MREMAP_FIXED) takes every area in the range along (Linux 6.17+
+    // remap_move), each to the same offset at the destination; holes stay holes. Without FIXED: EFAULT below.
+    if (flags & MREMAP_FIXED && newSize === oldSize && oldAddress + oldSize > region.end) {
       // Only the destination pieces that receive an area are cleared (each move below clears its own).
       const pieces = [...this.regions.overlapping(oldAddress, oldAddress + oldSize)].map((piece) => [
         Math.max(piece.start, oldAddress),
@@ -604,7 +605,8 @@ export class AddressSpace {
     if (flags & MREMAP_FIXED) {
       destination = newAddress;
     } else {
-      destination = this.findFree(newSize, 0);
+      // DONTUNMAP without FIXED takes the new address as a hint, as mmap does (checked natively).
+      destination = this.findFree(newSize, flags & MREMAP_DONTUNMAP ? newAddress : 0);
       if (destination < 0) return destination;
     }
     const result = this.mapFixed(attributes(destination, newSize, fileOffsetAt(oldAddress)));
