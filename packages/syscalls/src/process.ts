@@ -444,6 +444,9 @@ export class ProcessState {
   /** Called after the guest's SIGCHLD action may have changed (rt_sigaction, execve): the runtime mirrors it. */
   childSignalChanged: () => void = () => {};
 
+  /** Drop every pending instance of a signal whose action now ignores it (the runtime's SignalDelivery). */
+  discardPendingSignal: (signal: number) => void = () => {};
+
   /** The vfork child execs or exits: its parent may run again. */
   releaseVforkParent(): void {
     if (this.vforkReleaseFd < 0) return;

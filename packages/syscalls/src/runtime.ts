@@ -162,6 +162,7 @@ export function createGuestRuntime(options: GuestRuntimeOptions): GuestRuntime {
     trace: options.trace,
   });
   process.childSignalChanged = () => hostSignals.mirrorChildDisposition(process);
+  process.discardPendingSignal = (signal) => signals.discardPending(signal);
   const pullHostSignals = (): void => {
     hostSignals.pullInto(signals, process);
     hostSignals.updateImmediate(process);

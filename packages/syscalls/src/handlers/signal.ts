@@ -12,6 +12,8 @@ import {
   SA_RESTORER,
   SA_SIGINFO,
   SIG_BLOCK,
+  SIG_DFL,
+  SIG_IGN,
   SIG_SETMASK,
   SIG_UNBLOCK,
   SIGACTION,
@@ -22,6 +24,7 @@ import {
   UNBLOCKABLE_MASK,
 } from "../abi/signal.ts";
 import type { SyscallHandler } from "../context.ts";
+import { defaultAction } from "../signals/abi.ts";
 
 /** sa_flags bits the arm64 kernel keeps (UAPI_SA_FLAGS); unknown bits are cleared so SA_UNSUPPORTED probing works. */
 const UAPI_SA_FLAGS = BigInt(
@@ -57,14 +60,18 @@ export const rtSigaction: SyscallHandler = (args, ctx) => {
     actions.read(signal, new DataView(old.buffer));
   }
   if (act !== null) {
+    const handler = act.getBigUint64(SIGACTION.handler, true);
     actions.write(
       signal,
-      act.getBigUint64(SIGACTION.handler, true),
+      handler,
       act.getBigUint64(SIGACTION.flags, true) & UAPI_SA_FLAGS,
       act.getBigUint64(SIGACTION.restorer, true),
       act.getBigUint64(SIGACTION.mask, true) & ~UNBLOCKABLE_MASK,
     );
     if (signal === SIGCHLD) ctx.process.childSignalChanged();
+    // An action that ignores the signal drops its pending instances, blocked or not (POSIX; do_sigaction).
+    if (handler === SIG_IGN || (handler === SIG_DFL && defaultAction(signal) === "ignore"))
+      ctx.process.discardPendingSignal(signal);
   }
   if (old !== null) {
     const w = memory.writeBytes(oldAddress, old);

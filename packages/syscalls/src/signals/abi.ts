@@ -81,8 +81,10 @@ export {
   SIGKILL,
   SIGPIPE,
   SIGQUIT,
+  SIGRTMIN,
   SIGSEGV,
   SIGSTOP,
+  SIGSYS,
   SIGTRAP,
 } from "../abi/signal.ts";
 

@@ -28,18 +28,59 @@ import {
   SA_SIGINFO,
   SIG_DFL,
   SIG_IGN,
+  SIGBUS,
   SIGCONTEXT,
+  SIGFPE,
+  SIGILL,
   SIGINFO,
   SIGINFO_SIZE,
   SIGKILL,
+  SIGRTMIN,
   SIGSEGV,
   SIGSTOP,
+  SIGSYS,
+  SIGTRAP,
   SS_AUTODISARM,
   SS_DISABLE,
   SS_ONSTACK,
   STACK_T,
   UCONTEXT,
 } from "./abi.ts";
+
+const bit = (signal: number): bigint => 1n << BigInt(signal - 1);
+
+/** Faults: dequeued before anything else pending (Linux's SYNCHRONOUS_MASK). */
+const SYNCHRONOUS_MASK = [SIGSEGV, SIGBUS, SIGILL, SIGTRAP, SIGFPE, SIGSYS].reduce((m, s) => m | bit(s), 0n);
+
+/** Linux's next_signal: the synchronous signals of `pending` first, then the lowest number; 0 if none. */
+function nextSignal(pending: bigint): number {
+  if (pending === 0n) return 0;
+  const candidates = pending & SYNCHRONOUS_MASK ? pending & SYNCHRONOUS_MASK : pending;
+  let signal = 1;
+  while (!(candidates & bit(signal))) signal++;
+  return signal;
+}
+
+/**
+ * Queue `info`; false when nothing is to be marked pending: a standard signal already pending (they do not
+ * queue). Real-time signals queue one siginfo per send.
+ */
+function enqueue(queues: Map<number, SignalInfo[]>, pending: bigint, info: SignalInfo): boolean {
+  if (info.signal < SIGRTMIN && pending & bit(info.signal)) return false;
+  const queue = queues.get(info.signal);
+  if (queue) queue.push(info);
+  else queues.set(info.signal, [info]);
+  return true;
+}
+
+/** The oldest siginfo of `signal` (made up if none was kept) and whether more are queued behind it. */
+function take(queues: Map<number, SignalInfo[]>, signal: number): [SignalInfo, boolean] {
+  const queue = queues.get(signal);
+  const info = queue?.shift() ?? { signal, code: 0 };
+  const more = (queue?.length ?? 0) > 0;
+  if (!more) queues.delete(signal);
+  return [info, more];
+}
 
 /** The registers delivery reads and writes (a subset of the backend's Vcpu). */
 export interface RegisterAccess {
@@ -72,7 +113,6 @@ export type DeliveryOutcome =
   | { kind: "stop"; signal: number };
 
 const UNBLOCKABLE = (1n << BigInt(SIGKILL - 1)) | (1n << BigInt(SIGSTOP - 1));
-const bit = (signal: number): bigint => 1n << BigInt(signal - 1);
 const GENERAL: GeneralRegister[] = Array.from({ length: 31 }, (_, i) => `x${i}` as GeneralRegister);
 
 /** The guest's siginfo_t for `info` into `out` (SIGINFO_SIZE bytes, zeroed first). */
@@ -102,9 +142,12 @@ export class SignalDelivery {
   set altStack(value: AltStack) {
     this.thread.altStack = value;
   }
-  /** siginfo of pending (not yet delivered) signals, by thread and number; the process's shared ones apart. */
-  private readonly threadInfo = new WeakMap<ThreadState, Map<number, SignalInfo>>();
-  private readonly sharedInfo = new Map<number, SignalInfo>();
+  /**
+   * siginfo of pending (not yet delivered) signals, by thread and number; the process's shared ones apart. A
+   * standard signal has at most one; real-time signals queue, one siginfo per send, delivered in order.
+   */
+  private readonly threadInfo = new WeakMap<ThreadState, Map<number, SignalInfo[]>>();
+  private readonly sharedInfo = new Map<number, SignalInfo[]>();
   /** Cheap hot-path test (a boolean, no BigInt work): some signal is pending, maybe blocked. */
   anyPending = false;
   /**
@@ -130,9 +173,8 @@ export class SignalDelivery {
 
   /** Mark a signal pending for one thread of the process (tgkill to another thread: it gets it when it runs). */
   raiseOn(thread: ThreadState, info: SignalInfo): void {
-    if (thread.pending & bit(info.signal)) return; // standard signals do not queue
+    if (!enqueue(this.infoOf(thread), thread.pending, info)) return;
     thread.pending |= bit(info.signal);
-    this.infoOf(thread).set(info.signal, info);
     if (thread === this.thread) this.anyPending = true;
   }
 
@@ -143,14 +185,28 @@ export class SignalDelivery {
    */
   raiseProcess(info: SignalInfo): void {
     const process = this.process;
-    const signalBit = bit(info.signal);
-    if (process.sharedPending & signalBit) return;
-    process.sharedPending |= signalBit;
-    this.sharedInfo.set(info.signal, info);
+    if (!enqueue(this.sharedInfo, process.sharedPending, info)) return;
+    process.sharedPending |= bit(info.signal);
     this.anyPending = true;
   }
 
-  private infoOf(thread: ThreadState): Map<number, SignalInfo> {
+  /**
+   * The action of `signal` became one that ignores it (SIG_IGN, or SIG_DFL where the default is to ignore):
+   * like do_sigaction, every pending instance goes, the process's and each thread's, blocked or not.
+   */
+  discardPending(signal: number): void {
+    const signalBit = bit(signal);
+    const process = this.process;
+    process.sharedPending &= ~signalBit;
+    this.sharedInfo.delete(signal);
+    for (const thread of process.threads.values()) {
+      thread.pending &= ~signalBit;
+      this.threadInfo.get(thread)?.delete(signal);
+    }
+    this.anyPending = (this.thread.pending | process.sharedPending) !== 0n;
+  }
+
+  private infoOf(thread: ThreadState): Map<number, SignalInfo[]> {
     let map = this.threadInfo.get(thread);
     if (map === undefined) {
       map = new Map();
@@ -171,23 +227,23 @@ export class SignalDelivery {
   dequeue(set: bigint): SignalInfo | null {
     const thread = this.thread;
     const process = this.process;
-    const candidates = (thread.pending | process.sharedPending) & set;
-    if (candidates === 0n) return null;
-    let signal = 1;
-    while (!(candidates & bit(signal))) signal++;
-    let info: SignalInfo | undefined;
-    if (thread.pending & bit(signal)) {
-      thread.pending &= ~bit(signal);
-      const map = this.infoOf(thread);
-      info = map.get(signal);
-      map.delete(signal);
+    // As Linux's dequeue_signal: the thread's own pending set first, then the process's; in each, the
+    // synchronous signals (faults) before the others, then the lowest number.
+    let info: SignalInfo | null = null;
+    const own = nextSignal(thread.pending & set);
+    if (own !== 0) {
+      const [taken, more] = take(this.infoOf(thread), own);
+      if (!more) thread.pending &= ~bit(own);
+      info = taken;
     } else {
-      process.sharedPending &= ~bit(signal);
-      info = this.sharedInfo.get(signal);
-      this.sharedInfo.delete(signal);
+      const shared = nextSignal(process.sharedPending & set);
+      if (shared === 0) return null;
+      const [taken, more] = take(this.sharedInfo, shared);
+      if (!more) process.sharedPending &= ~bit(shared);
+      info = taken;
     }
     this.anyPending = (thread.pending | process.sharedPending) !== 0n;
-    return info ?? { signal, code: 0 };
+    return info;
   }
 
   /** Is anything pending and not blocked? (cheap: checked after syscalls that can make one deliverable) */
@@ -351,7 +407,8 @@ export class SignalDelivery {
 
     const thread = this.thread;
     thread.blocked = (thread.blocked | mask | (flags & SA_NODEFER ? 0n : bit(signal))) & ~UNBLOCKABLE;
-    if (flags & SA_RESETHAND) actions.write(signal, SIG_DFL, BigInt(flags & ~SA_SIGINFO), restorer, mask);
+    // SA_RESETHAND: only the handler goes back to SIG_DFL; the flags and mask stay, as Linux leaves them.
+    if (flags & SA_RESETHAND) actions.write(signal, SIG_DFL, BigInt(flags), restorer, mask);
     if (this.altStack.flags & SS_AUTODISARM && flags & SA_ONSTACK && !onAlt)
       this.altStack = { sp: 0n, size: 0n, flags: SS_DISABLE };
     return true;
