@@ -9,6 +9,11 @@
  *    per-page accessibility and contents. Our runtime must print exactly what the x86_64 build prints on this
  *    Linux host, seed after seed.
  *
+ * 3. tests/guest/sig_fuzz.c: random signal-state histories of one thread (sigprocmask, sigaction with random
+ *    flags, kill / tgkill / rt_sigqueueinfo to itself, sigpending, sigtimedwait, sigaltstack), every delivery
+ *    printed with its siginfo and the mask inside the handler: identical to the native build, exit status too
+ *    (a few seeds end with the process killed by a queued real-time signal whose SA_RESETHAND handler reset).
+ *
  * Known divergences (listed by seed, each still checked to be the known one, so a fix shows up here):
  * where Linux keeps two areas apart that look alike from the outside (because both had pages written before
  * they became neighbours, or one was moved by mremap and keeps its old page offset), a later mremap that
@@ -33,6 +38,9 @@ const MM_KNOWN: Record<number, RegExp> = {
   48: /^mremap\(\+0x6f000, 0xc000, 0x5000, MAYMOVE\|FIXED, \+0xc3000\) = /,
   50: /^mremap\(\+0xae000, 0x695e, 0x5000, MAYMOVE\|FIXED, \+0xda000\) = /,
 };
+
+const SIG_SEEDS = Array.from({ length: 40 }, (_, i) => i + 1);
+const SIG_STEPS = "300";
 
 const sysFuzz = fixtures.aarch64.sys_fuzz;
 const sysSkip = sysFuzz === undefined ? `sys_fuzz not built: ${fixtures.problems.join("; ")}` : null;
@@ -98,6 +106,34 @@ describe.skipIf(mmSkip !== null)("mm_fuzz: random memory histories end exactly a
         } else {
           expect(difference).toBeNull();
         }
+      },
+      TIMEOUT_MS,
+    );
+  }
+});
+
+const sigGuest = fixtures.aarch64.sig_fuzz;
+const sigNative = fixtures.x86_64.sig_fuzz;
+const sigSkip =
+  sigGuest === undefined
+    ? `sig_fuzz not built: ${fixtures.problems.join("; ")}`
+    : process.platform !== "linux" || process.arch !== "x64"
+      ? "the reference is the x86_64 build run on this Linux host"
+      : sigNative === undefined
+        ? "no native build of sig_fuzz"
+        : null;
+if (sigSkip) console.warn(`[fuzz] skipping sig_fuzz: ${sigSkip}`);
+
+describe.skipIf(sigSkip !== null)("sig_fuzz: random signal histories end exactly as on Linux", () => {
+  for (const seed of SIG_SEEDS) {
+    test(
+      `seed ${seed}: same as native`,
+      async () => {
+        const args = [String(seed), SIG_STEPS];
+        const reference = await runCommand("native", [sigNative!, ...args], { timeoutMs: TIMEOUT_MS });
+        const guest = await runUnderGuest(sigGuest!, { args, timeoutMs: TIMEOUT_MS });
+        expect(firstDifference(reference.stdout.toString(), guest.stdout.toString())).toBeNull();
+        expect(describeStatus(guest)).toBe(describeStatus(reference));
       },
       TIMEOUT_MS,
     );
