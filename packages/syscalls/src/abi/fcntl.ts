@@ -7,6 +7,9 @@
  */
 
 export const O_ACCMODE = 0o3;
+/** close_range(2) flags. */
+export const CLOSE_RANGE_UNSHARE = 0x2;
+export const CLOSE_RANGE_CLOEXEC = 0x4;
 export const O_RDONLY = 0o0;
 export const O_WRONLY = 0o1;
 export const O_RDWR = 0o2;

@@ -334,10 +334,11 @@ export const utimensat: SyscallHandler = (args, ctx) => {
 };
 
 export const ftruncate: SyscallHandler = (args, ctx) => {
-  const entry = ctx.process.fds.get(args.int(0));
-  if (entry === undefined) return -EBADF;
+  // do_sys_ftruncate checks the length before the fd.
   const length = args.long(1);
   if (length < 0) return -EINVAL;
+  const entry = ctx.process.fds.get(args.int(0));
+  if (entry === undefined) return -EBADF;
   return ctx.host.sym.host_ftruncate(entry.hostFd, length);
 };
 

@@ -1,5 +1,6 @@
 /** read/write and friends: guest buffers go to the host as pointers into guest memory (zero copy). */
-import { EBADF, EFAULT, EINVAL } from "../abi/errno.ts";
+import { EBADF, EFAULT, EINVAL, ENOSYS } from "../abi/errno.ts";
+import { CLOSE_RANGE_CLOEXEC, CLOSE_RANGE_UNSHARE } from "../abi/fcntl.ts";
 import { IOVEC, UIO_MAXIOV } from "../abi/structs.ts";
 import type { SyscallHandler } from "../context.ts";
 import { SCRATCH_GENERAL } from "../host/host.ts";
@@ -18,10 +19,11 @@ function transfer(
   intoGuest: boolean,
   positioned: boolean,
 ): number {
-  const entry = ctx.process.fds.get(args.int(0));
-  if (entry === undefined) return -EBADF;
+  // ksys_pread64/pwrite64 check the offset before the fd.
   const offset = positioned ? args.long(3) : 0;
   if (offset < 0) return -EINVAL;
+  const entry = ctx.process.fds.get(args.int(0));
+  if (entry === undefined) return -EBADF;
   const buf = args.ptr(1);
   const count = Math.min(args.ulong(2), MAX_RW_COUNT);
   const length = ctx.memory.accessiblePrefix(buf, count, intoGuest);
@@ -109,6 +111,34 @@ export const writev: SyscallHandler = (args, ctx) => {
   return ctx.host.sym.host_writev(entry.hostFd, ctx.host.scratchAddress + SCRATCH_GENERAL, segments);
 };
 
+/**
+ * preadv/pwritev (offset in argument 3; arm64 passes it whole, pos_h is unused) and preadv2/pwritev2 (flags in
+ * argument 5; an offset of -1 means the file position). As do_preadv: the offset is checked before the fd.
+ */
+function positionedVector(
+  args: Parameters<SyscallHandler>[0],
+  ctx: Parameters<SyscallHandler>[1],
+  write: boolean,
+  withFlags: boolean,
+): number {
+  const offset = args.long(3);
+  if (offset < (withFlags ? -1 : 0)) return -EINVAL;
+  const entry = ctx.process.fds.get(args.int(0));
+  if (entry === undefined) return -EBADF;
+  const segments = buildIovec(args, ctx, write);
+  if (segments < 0) return segments;
+  const flags = withFlags ? args.int(5) : 0;
+  const iov = ctx.host.scratchAddress + SCRATCH_GENERAL;
+  return write
+    ? ctx.host.sym.host_pwritev2(entry.hostFd, iov, segments, offset, flags)
+    : ctx.host.sym.host_preadv2(entry.hostFd, iov, segments, offset, flags);
+}
+
+export const preadv: SyscallHandler = (args, ctx) => positionedVector(args, ctx, false, false);
+export const pwritev: SyscallHandler = (args, ctx) => positionedVector(args, ctx, true, false);
+export const preadv2: SyscallHandler = (args, ctx) => positionedVector(args, ctx, false, true);
+export const pwritev2: SyscallHandler = (args, ctx) => positionedVector(args, ctx, true, true);
+
 export const lseek: SyscallHandler = (args, ctx) => {
   const entry = ctx.process.fds.get(args.int(0));
   if (entry === undefined) return -EBADF;
@@ -121,6 +151,29 @@ export const close: SyscallHandler = (args, ctx) => {
   // The guest fd is gone whatever the host says (Linux frees the number even when close reports EIO).
   const result = ctx.host.sym.host_close(entry.hostFd);
   return result < 0 && result !== -EBADF ? result : 0;
+};
+
+/**
+ * close_range(first, last, flags): every open fd in [first, last] is closed, or with CLOSE_RANGE_CLOEXEC marked
+ * close-on-exec. CLOSE_RANGE_UNSHARE first gives the caller its own fd table: a no-op in a single-threaded
+ * process; with threads (which share one table here) it cannot be done, and says ENOSYS.
+ */
+export const closeRange: SyscallHandler = (args, ctx) => {
+  const first = args.uint(0);
+  const last = args.uint(1);
+  const flags = args.uint(2);
+  if (flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) || first > last) return -EINVAL;
+  if (flags & CLOSE_RANGE_UNSHARE && ctx.process.threads.size > 1) return -ENOSYS;
+  for (const [fd, entry] of [...ctx.process.fds.open()]) {
+    if (fd < first || fd > last) continue;
+    if (flags & CLOSE_RANGE_CLOEXEC) {
+      entry.cloexec = true;
+    } else {
+      ctx.process.fds.remove(fd);
+      ctx.host.sym.host_close(entry.hostFd);
+    }
+  }
+  return 0;
 };
 
 /** sendfile: both fds are host fds, the optional loff_t stays in guest memory (the host updates it in place). */

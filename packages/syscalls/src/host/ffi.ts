@@ -22,6 +22,8 @@ const symbols = {
   host_pwrite: { args: [i32, u64, u64, i64], returns: i64_fast },
   host_readv: { args: [i32, u64, i32], returns: i64_fast },
   host_writev: { args: [i32, u64, i32], returns: i64_fast },
+  host_preadv2: { args: [i32, u64, i32, i64, i32], returns: i64_fast },
+  host_pwritev2: { args: [i32, u64, i32, i64, i32], returns: i64_fast },
   host_openat: { args: [i32, u64, i32, u32], returns: i64_fast },
   host_close: { args: [i32], returns: i64_fast },
   host_lseek: { args: [i32, i64, i32], returns: i64_fast },

@@ -127,6 +127,28 @@ long host_pread(int fd, void *buf, size_t_ len, long off) { return RET(pread(fd,
 long host_pwrite(int fd, const void *buf, size_t_ len, long off) { return RET(pwrite(fd, buf, len, off)); }
 long host_readv(int fd, const void *iov, int cnt) { return RET(readv(fd, iov, cnt)); }
 long host_writev(int fd, const void *iov, int cnt) { return RET(writev(fd, iov, cnt)); }
+/* preadv2/pwritev2 (preadv/pwritev are the flags-0 case); offset -1: the file position, as readv/writev. */
+#ifdef __APPLE__
+ssize_t_ preadv(int, const void *, int, long);
+ssize_t_ pwritev(int, const void *, int, long);
+long host_preadv2(int fd, const void *iov, int cnt, long off, int flags) {
+  if (flags) return -45; /* EOPNOTSUPP: no RWF_* flags on macOS */
+  return RET(off == -1 ? readv(fd, iov, cnt) : preadv(fd, iov, cnt, off));
+}
+long host_pwritev2(int fd, const void *iov, int cnt, long off, int flags) {
+  if (flags) return -45;
+  return RET(off == -1 ? writev(fd, iov, cnt) : pwritev(fd, iov, cnt, off));
+}
+#else
+ssize_t_ preadv2(int, const void *, int, long, int);
+ssize_t_ pwritev2(int, const void *, int, long, int);
+long host_preadv2(int fd, const void *iov, int cnt, long off, int flags) {
+  return RET(preadv2(fd, iov, cnt, off, flags));
+}
+long host_pwritev2(int fd, const void *iov, int cnt, long off, int flags) {
+  return RET(pwritev2(fd, iov, cnt, off, flags));
+}
+#endif
 
 /* Every host fd the guest owns is close-on-exec on the host: the guest's own FD_CLOEXEC lives in the fd table. */
 long host_openat(int dirfd, const char *path, int flags, unsigned int mode) {
