@@ -14,6 +14,10 @@
  *    printed with its siginfo and the mask inside the handler: identical to the native build, exit status too
  *    (a few seeds end with the process killed by a queued real-time signal whose SA_RESETHAND handler reset).
  *
+ * 4. tests/guest/fd_fuzz.c: random fd-table histories in a scratch directory (open/openat/pipe2, dup/dup2/
+ *    dup3, fcntl, close, close_range, read/write/pread/pwrite/preadv/pwritev/preadv2/pwritev2, lseek,
+ *    ftruncate, fstat, unlink), with the table printed every 4th step: identical to the native build.
+ *
  * Known divergences (listed by seed, each still checked to be the known one, so a fix shows up here):
  * where Linux keeps two areas apart that look alike from the outside (because both had pages written before
  * they became neighbours, or one was moved by mremap and keeps its old page offset), a later mremap that
@@ -21,6 +25,9 @@
  * merges such areas and answers as for one area.
  */
 import { describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { ensureFixtures } from "../scripts/fixtures.ts";
 import { describeStatus, runCommand, runUnderGuest } from "./lib/run.ts";
 
@@ -40,6 +47,7 @@ const MM_KNOWN: Record<number, RegExp> = {
 };
 
 const SIG_SEEDS = Array.from({ length: 40 }, (_, i) => i + 1);
+const FD_SEEDS = Array.from({ length: 40 }, (_, i) => i + 1);
 const SIG_STEPS = "300";
 
 const sysFuzz = fixtures.aarch64.sys_fuzz;
@@ -134,6 +142,45 @@ describe.skipIf(sigSkip !== null)("sig_fuzz: random signal histories end exactly
         const guest = await runUnderGuest(sigGuest!, { args, timeoutMs: TIMEOUT_MS });
         expect(firstDifference(reference.stdout.toString(), guest.stdout.toString())).toBeNull();
         expect(describeStatus(guest)).toBe(describeStatus(reference));
+      },
+      TIMEOUT_MS,
+    );
+  }
+});
+
+const fdGuest = fixtures.aarch64.fd_fuzz;
+const fdNative = fixtures.x86_64.fd_fuzz;
+const fdSkip =
+  fdGuest === undefined
+    ? `fd_fuzz not built: ${fixtures.problems.join("; ")}`
+    : process.platform !== "linux" || process.arch !== "x64"
+      ? "the reference is the x86_64 build run on this Linux host"
+      : fdNative === undefined
+        ? "no native build of fd_fuzz"
+        : null;
+if (fdSkip) console.warn(`[fuzz] skipping fd_fuzz: ${fdSkip}`);
+
+describe.skipIf(fdSkip !== null)("fd_fuzz: random fd-table histories end exactly as on Linux", () => {
+  for (const seed of FD_SEEDS) {
+    test(
+      `seed ${seed}: same as native`,
+      async () => {
+        const args = [String(seed), "300"];
+        // Each run in an empty scratch directory of its own (the program creates "a" and "b").
+        const nativeDir = mkdtempSync(join(tmpdir(), "fd-fuzz-native-"));
+        const guestDir = mkdtempSync(join(tmpdir(), "fd-fuzz-guest-"));
+        try {
+          const reference = await runCommand("native", [fdNative!, ...args], {
+            cwd: nativeDir,
+            timeoutMs: TIMEOUT_MS,
+          });
+          const guest = await runUnderGuest(fdGuest!, { args, cwd: guestDir, timeoutMs: TIMEOUT_MS });
+          expect(firstDifference(reference.stdout.toString(), guest.stdout.toString())).toBeNull();
+          expect(describeStatus(guest)).toBe(describeStatus(reference));
+        } finally {
+          rmSync(nativeDir, { recursive: true, force: true });
+          rmSync(guestDir, { recursive: true, force: true });
+        }
       },
       TIMEOUT_MS,
     );
