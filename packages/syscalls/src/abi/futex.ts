@@ -16,6 +16,12 @@ export const FUTEX_LOCK_PI2 = 13;
 export const FUTEX_PRIVATE_FLAG = 128;
 export const FUTEX_CLOCK_REALTIME = 256;
 export const FUTEX_CMD_MASK = ~(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
+/** The only commands FUTEX_CLOCK_REALTIME may go with (do_futex: anything else is ENOSYS). */
+export const FUTEX_REALTIME_COMMANDS: ReadonlySet<number> = new Set([
+  FUTEX_WAIT_BITSET,
+  FUTEX_WAIT_REQUEUE_PI,
+  FUTEX_LOCK_PI2,
+]);
 /** Robust futex word bits (include/uapi/linux/futex.h) and the kernel's list walk limit. */
 export const FUTEX_WAITERS = 0x8000_0000;
 export const FUTEX_OWNER_DIED = 0x4000_0000;

@@ -41,6 +41,8 @@ import {
   FUTEX_CLOCK_REALTIME,
   FUTEX_CMD_MASK,
   FUTEX_CMP_REQUEUE,
+  FUTEX_PRIVATE_FLAG,
+  FUTEX_REALTIME_COMMANDS,
   FUTEX_REQUEUE,
   FUTEX_WAIT,
   FUTEX_WAIT_BITSET,
@@ -373,6 +375,17 @@ function wakeOp(
   return { old, wake };
 }
 
+/** The futex commands the runtime implements (the PI ones are not: see the futex handler). */
+const FUTEX_COMMANDS_DONE: ReadonlySet<number> = new Set([
+  FUTEX_WAIT,
+  FUTEX_WAKE,
+  FUTEX_REQUEUE,
+  FUTEX_CMP_REQUEUE,
+  FUTEX_WAKE_OP,
+  FUTEX_WAIT_BITSET,
+  FUTEX_WAKE_BITSET,
+]);
+
 /** futex(2) among this process's threads (only while it has more than one). */
 function threadFutex(args: SyscallArgs, ctx: SyscallContext): SyscallResult {
   const uaddr = args.ptr(0);
@@ -381,7 +394,15 @@ function threadFutex(args: SyscallArgs, ctx: SyscallContext): SyscallResult {
   const value = args.uint(2);
   if (uaddr % 4 !== 0) return -EINVAL;
   const memory = ctx.memory;
-  if (!memory.check(uaddr, 4, false)) return -EFAULT;
+  // The same order of checks as on the host path (handlers/futex.ts): counts and bitsets before the address,
+  // and a private futex with nothing readable behind it is a key with no waiters, not a fault, for wakes.
+  const requeue = command === FUTEX_REQUEUE || command === FUTEX_CMP_REQUEUE;
+  if (requeue && ((value | 0) < 0 || (args.uint(3) | 0) < 0)) return -EINVAL;
+  if ((command === FUTEX_WAIT_BITSET || command === FUTEX_WAKE_BITSET) && args.uint(5) === 0) return -EINVAL;
+  if (!memory.check(uaddr, 4, false)) {
+    const wakesOnly = command === FUTEX_WAKE || command === FUTEX_WAKE_BITSET || command === FUTEX_REQUEUE;
+    return op & FUTEX_PRIVATE_FLAG && wakesOnly ? 0 : -EFAULT;
+  }
   const current = memory.readU32(uaddr);
   switch (command) {
     case FUTEX_WAIT:
@@ -549,8 +570,17 @@ export function cloneThread(
 
 /** The syscalls that behave differently once a process has several threads. */
 export function registerThreadHandlers(dispatcher: Dispatcher): void {
-  const futex: SyscallHandler = (args, ctx) =>
-    ctx.process.threads.size > 1 ? threadFutex(args, ctx) : hostFutex(args, ctx);
+  const futex: SyscallHandler = (args, ctx) => {
+    // do_futex's order: FUTEX_CLOCK_REALTIME with a command that has no use for it is ENOSYS before the
+    // address is looked at.
+    const op = args.int(1);
+    const command = op & FUTEX_CMD_MASK;
+    if (op & FUTEX_CLOCK_REALTIME && !FUTEX_REALTIME_COMMANDS.has(command)) return -ENOSYS;
+    // Unknown commands, FUTEX_FD (gone since 2.6.26) and the PI family (not done here: the owner would have to
+    // be a host thread id) are ENOSYS whatever the address.
+    if (!FUTEX_COMMANDS_DONE.has(command)) return -ENOSYS;
+    return ctx.process.threads.size > 1 ? threadFutex(args, ctx) : hostFutex(args, ctx);
+  };
 
   /** exit(2) of one thread: clear_child_tid is zeroed and woken (pthread_join waits on it). */
   const exit: SyscallHandler = (args, ctx) => {
