@@ -18,6 +18,10 @@
  *    dup3, fcntl, close, close_range, read/write/pread/pwrite/preadv/pwritev/preadv2/pwritev2, lseek,
  *    ftruncate, fstat, unlink), with the table printed every 4th step: identical to the native build.
  *
+ * 5. tests/guest/futex_fuzz.c: random futex calls of one thread (every implemented command, private and shared,
+ *    FUTEX_CLOCK_REALTIME, aligned / unaligned / unmapped words, random counts and FUTEX_WAKE_OP encodings),
+ *    each result and the words afterwards: identical to the native build. (The PI commands are ENOSYS here.)
+ *
  * Known divergences (listed by seed, each still checked to be the known one, so a fix shows up here):
  * where Linux keeps two areas apart that look alike from the outside (because both had pages written before
  * they became neighbours, or one was moved by mremap and keeps its old page offset), a later mremap that
@@ -48,6 +52,7 @@ const MM_KNOWN: Record<number, RegExp> = {
 
 const SIG_SEEDS = Array.from({ length: 40 }, (_, i) => i + 1);
 const FD_SEEDS = Array.from({ length: 40 }, (_, i) => i + 1);
+const FUTEX_SEEDS = Array.from({ length: 40 }, (_, i) => i + 1);
 const SIG_STEPS = "300";
 
 const sysFuzz = fixtures.aarch64.sys_fuzz;
@@ -181,6 +186,34 @@ describe.skipIf(fdSkip !== null)("fd_fuzz: random fd-table histories end exactly
           rmSync(nativeDir, { recursive: true, force: true });
           rmSync(guestDir, { recursive: true, force: true });
         }
+      },
+      TIMEOUT_MS,
+    );
+  }
+});
+
+const futexGuest = fixtures.aarch64.futex_fuzz;
+const futexNative = fixtures.x86_64.futex_fuzz;
+const futexSkip =
+  futexGuest === undefined
+    ? `futex_fuzz not built: ${fixtures.problems.join("; ")}`
+    : process.platform !== "linux" || process.arch !== "x64"
+      ? "the reference is the x86_64 build run on this Linux host"
+      : futexNative === undefined
+        ? "no native build of futex_fuzz"
+        : null;
+if (futexSkip) console.warn(`[fuzz] skipping futex_fuzz: ${futexSkip}`);
+
+describe.skipIf(futexSkip !== null)("futex_fuzz: random futex calls answer exactly as on Linux", () => {
+  for (const seed of FUTEX_SEEDS) {
+    test(
+      `seed ${seed}: same as native`,
+      async () => {
+        const args = [String(seed), "400"];
+        const reference = await runCommand("native", [futexNative!, ...args], { timeoutMs: TIMEOUT_MS });
+        const guest = await runUnderGuest(futexGuest!, { args, timeoutMs: TIMEOUT_MS });
+        expect(firstDifference(reference.stdout.toString(), guest.stdout.toString())).toBeNull();
+        expect(describeStatus(guest)).toBe(describeStatus(reference));
       },
       TIMEOUT_MS,
     );
