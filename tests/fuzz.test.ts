@@ -4,29 +4,26 @@
  * 1. tests/guest/sys_fuzz.c: random arguments to harmless syscalls. Whatever the guest passes, the runtime
  *    answers (a result or -errno) and never fails itself: the program ends normally and prints "done", and
  *    stderr carries no "guest: internal error". (qemu-user 7.2 itself dies of SIGSEGV on these seeds.)
- * 2. tests/guest/mm_fuzz.c: random mmap/munmap/mprotect/madvise/mremap/mlock/msync/mincore histories in a
- *    1 MiB sandbox, with the result of every call and, every 4th step, the sandbox's /proc/self/maps and
- *    per-page accessibility and contents. Our runtime must print exactly what the x86_64 build prints on this
- *    Linux host, seed after seed.
+ * 2. The native-differential fuzzers: each prints every call's result and, regularly, the state it changes;
+ *    our runtime must print exactly what the x86_64 build prints on this Linux host (and end the same way),
+ *    seed after seed.
+ *    - mm_fuzz.c: mmap/munmap/mprotect/madvise/mremap/mlock/msync/mincore histories in a 1 MiB sandbox, with
+ *      the sandbox's /proc/self/maps and per-page accessibility and contents every 4th step;
+ *    - sig_fuzz.c: signal-state histories of one thread (sigprocmask, sigaction with random flags, kill /
+ *      tgkill / rt_sigqueueinfo to itself, sigpending, sigtimedwait, sigaltstack), every delivery printed with
+ *      its siginfo and the mask inside the handler (a few seeds end killed by a queued real-time signal whose
+ *      SA_RESETHAND handler was reset, on both kernels alike);
+ *    - fd_fuzz.c: fd-table histories in a scratch directory (open/openat/pipe2, dup/dup2/dup3, fcntl, close,
+ *      close_range, read/write/pread/pwrite/preadv/pwritev/preadv2/pwritev2, lseek, ftruncate, fstat, unlink);
+ *    - futex_fuzz.c: futex calls of one thread (every implemented command, private and shared,
+ *      FUTEX_CLOCK_REALTIME, aligned / unaligned / unmapped words, random counts and FUTEX_WAKE_OP encodings;
+ *      the PI commands are ENOSYS here).
  *
- * 3. tests/guest/sig_fuzz.c: random signal-state histories of one thread (sigprocmask, sigaction with random
- *    flags, kill / tgkill / rt_sigqueueinfo to itself, sigpending, sigtimedwait, sigaltstack), every delivery
- *    printed with its siginfo and the mask inside the handler: identical to the native build, exit status too
- *    (a few seeds end with the process killed by a queued real-time signal whose SA_RESETHAND handler reset).
- *
- * 4. tests/guest/fd_fuzz.c: random fd-table histories in a scratch directory (open/openat/pipe2, dup/dup2/
- *    dup3, fcntl, close, close_range, read/write/pread/pwrite/preadv/pwritev/preadv2/pwritev2, lseek,
- *    ftruncate, fstat, unlink), with the table printed every 4th step: identical to the native build.
- *
- * 5. tests/guest/futex_fuzz.c: random futex calls of one thread (every implemented command, private and shared,
- *    FUTEX_CLOCK_REALTIME, aligned / unaligned / unmapped words, random counts and FUTEX_WAKE_OP encodings),
- *    each result and the words afterwards: identical to the native build. (The PI commands are ENOSYS here.)
- *
- * Known divergences (listed by seed, each still checked to be the known one, so a fix shows up here):
- * where Linux keeps two areas apart that look alike from the outside (because both had pages written before
- * they became neighbours, or one was moved by mremap and keeps its old page offset), a later mremap that
- * needs one area across that boundary (growing, or a move keeping that much) is EFAULT on Linux; the runtime
- * merges such areas and answers as for one area.
+ * Known divergence (listed by seed, each still checked to be the known one, so a fix shows up here): where
+ * Linux keeps two areas apart that look alike from the outside (because both had pages written before they
+ * became neighbours, or one was moved by mremap and keeps its old page offset), a later mremap that needs one
+ * area across that boundary (growing, or a move keeping that much) is EFAULT on Linux; the runtime merges
+ * such areas and answers as for one area.
  */
 import { describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -37,34 +34,18 @@ import { describeStatus, runCommand, runUnderGuest } from "./lib/run.ts";
 
 const fixtures = await ensureFixtures({ busybox: false });
 const TIMEOUT_MS = 60_000;
-
-const SYS_SEEDS = [1, 2, 3, 4, 5, 6, 7, 8];
-const SYS_CALLS = "20000";
-
-const MM_SEEDS = Array.from({ length: 60 }, (_, i) => i + 1);
-const MM_STEPS = "600";
-const MM_EVERY = "4";
-/** Seeds whose history reaches the known divergence (see the file comment), with the call where it shows. */
-const MM_KNOWN: Record<number, RegExp> = {
-  48: /^mremap\(\+0x6f000, 0xc000, 0x5000, MAYMOVE\|FIXED, \+0xc3000\) = /,
-  50: /^mremap\(\+0xae000, 0x695e, 0x5000, MAYMOVE\|FIXED, \+0xda000\) = /,
-};
-
-const SIG_SEEDS = Array.from({ length: 40 }, (_, i) => i + 1);
-const FD_SEEDS = Array.from({ length: 40 }, (_, i) => i + 1);
-const FUTEX_SEEDS = Array.from({ length: 40 }, (_, i) => i + 1);
-const SIG_STEPS = "300";
+const seeds = (count: number): number[] => Array.from({ length: count }, (_, i) => i + 1);
 
 const sysFuzz = fixtures.aarch64.sys_fuzz;
 const sysSkip = sysFuzz === undefined ? `sys_fuzz not built: ${fixtures.problems.join("; ")}` : null;
 if (sysSkip) console.warn(`[fuzz] ${sysSkip}`);
 
 describe.skipIf(sysSkip !== null)("sys_fuzz: random syscall arguments never break the runtime", () => {
-  for (const seed of SYS_SEEDS) {
+  for (const seed of seeds(8)) {
     test(
-      `seed ${seed}: ${SYS_CALLS} calls answered`,
+      `seed ${seed}: 20000 calls answered`,
       async () => {
-        const run = await runUnderGuest(sysFuzz!, { args: [String(seed), SYS_CALLS], timeoutMs: TIMEOUT_MS });
+        const run = await runUnderGuest(sysFuzz!, { args: [String(seed), "20000"], timeoutMs: TIMEOUT_MS });
         expect(run.stderr.toString()).not.toContain("internal error");
         expect(run.stdout.toString()).toBe("done\n");
         expect(describeStatus(run)).toBe("exit 0");
@@ -73,18 +54,6 @@ describe.skipIf(sysSkip !== null)("sys_fuzz: random syscall arguments never brea
     );
   }
 });
-
-const mmGuest = fixtures.aarch64.mm_fuzz;
-const mmNative = fixtures.x86_64.mm_fuzz;
-const mmSkip =
-  mmGuest === undefined
-    ? `mm_fuzz not built: ${fixtures.problems.join("; ")}`
-    : process.platform !== "linux" || process.arch !== "x64"
-      ? "the reference is the x86_64 build run on this Linux host"
-      : mmNative === undefined
-        ? "no native build of mm_fuzz"
-        : null;
-if (mmSkip) console.warn(`[fuzz] skipping mm_fuzz: ${mmSkip}`);
 
 /** The first line where two outputs differ, or null. */
 function firstDifference(
@@ -99,123 +68,93 @@ function firstDifference(
   return null;
 }
 
-describe.skipIf(mmSkip !== null)("mm_fuzz: random memory histories end exactly as on Linux", () => {
-  for (const seed of MM_SEEDS) {
-    const known = MM_KNOWN[seed];
-    test(
-      known ? `seed ${seed}: the known divergence, and only it` : `seed ${seed}: same as native`,
-      async () => {
-        const args = [String(seed), MM_STEPS, MM_EVERY];
-        const reference = await runCommand("native", [mmNative!, ...args], { timeoutMs: TIMEOUT_MS });
-        const guest = await runUnderGuest(mmGuest!, { args, timeoutMs: TIMEOUT_MS });
-        expect(describeStatus(reference)).toBe("exit 0");
-        expect(describeStatus(guest)).toBe("exit 0");
-        expect(guest.stderr.toString()).toBe("");
-        const difference = firstDifference(reference.stdout.toString(), guest.stdout.toString());
-        if (known) {
-          // Everything before it is the same, and it is the mremap Linux refuses with EFAULT.
-          expect(difference?.expected).toMatch(known);
-          expect(difference?.expected).toEndWith("= -1 Bad address");
-        } else {
-          expect(difference).toBeNull();
-        }
-      },
-      TIMEOUT_MS,
-    );
-  }
+interface DifferentialFuzzer {
+  /** The fixture: tests/guest/<name>.c, built for aarch64 and natively. */
+  name: string;
+  title: string;
+  /** Arguments after the seed. */
+  args: string[];
+  seeds: number[];
+  /** Each run in an empty scratch directory of its own (the program creates files). */
+  scratch?: boolean;
+  /** Seeds that reach a known divergence: the native line where it shows (everything before is the same). */
+  known?: Record<number, RegExp>;
+}
+
+function describeDifferential(fuzzer: DifferentialFuzzer): void {
+  const guest = fixtures.aarch64[fuzzer.name];
+  const native = fixtures.x86_64[fuzzer.name];
+  const skip =
+    guest === undefined
+      ? `${fuzzer.name} not built: ${fixtures.problems.join("; ")}`
+      : process.platform !== "linux" || process.arch !== "x64"
+        ? "the reference is the x86_64 build run on this Linux host"
+        : native === undefined
+          ? `no native build of ${fuzzer.name}`
+          : null;
+  if (skip) console.warn(`[fuzz] skipping ${fuzzer.name}: ${skip}`);
+  describe.skipIf(skip !== null)(`${fuzzer.name}: ${fuzzer.title}`, () => {
+    for (const seed of fuzzer.seeds) {
+      const known = fuzzer.known?.[seed];
+      test(
+        known ? `seed ${seed}: the known divergence, and only it` : `seed ${seed}: same as native`,
+        async () => {
+          const args = [String(seed), ...fuzzer.args];
+          const nativeDir = fuzzer.scratch
+            ? mkdtempSync(join(tmpdir(), `${fuzzer.name}-native-`))
+            : undefined;
+          const guestDir = fuzzer.scratch ? mkdtempSync(join(tmpdir(), `${fuzzer.name}-guest-`)) : undefined;
+          try {
+            const options = { timeoutMs: TIMEOUT_MS };
+            const reference = await runCommand("native", [native!, ...args], { ...options, cwd: nativeDir });
+            const run = await runUnderGuest(guest!, { ...options, args, cwd: guestDir });
+            expect(run.stderr.toString()).not.toContain("internal error");
+            const difference = firstDifference(reference.stdout.toString(), run.stdout.toString());
+            if (known) {
+              // Everything before it is the same, and it is the mremap Linux refuses with EFAULT.
+              expect(difference?.expected).toMatch(known);
+              expect(difference?.expected).toEndWith("= -1 Bad address");
+            } else {
+              expect(difference).toBeNull();
+              expect(describeStatus(run)).toBe(describeStatus(reference));
+            }
+          } finally {
+            if (nativeDir) rmSync(nativeDir, { recursive: true, force: true });
+            if (guestDir) rmSync(guestDir, { recursive: true, force: true });
+          }
+        },
+        TIMEOUT_MS,
+      );
+    }
+  });
+}
+
+describeDifferential({
+  name: "mm_fuzz",
+  title: "random memory histories end exactly as on Linux",
+  args: ["600", "4"],
+  seeds: seeds(60),
+  known: {
+    48: /^mremap\(\+0x6f000, 0xc000, 0x5000, MAYMOVE\|FIXED, \+0xc3000\) = /,
+    50: /^mremap\(\+0xae000, 0x695e, 0x5000, MAYMOVE\|FIXED, \+0xda000\) = /,
+  },
 });
-
-const sigGuest = fixtures.aarch64.sig_fuzz;
-const sigNative = fixtures.x86_64.sig_fuzz;
-const sigSkip =
-  sigGuest === undefined
-    ? `sig_fuzz not built: ${fixtures.problems.join("; ")}`
-    : process.platform !== "linux" || process.arch !== "x64"
-      ? "the reference is the x86_64 build run on this Linux host"
-      : sigNative === undefined
-        ? "no native build of sig_fuzz"
-        : null;
-if (sigSkip) console.warn(`[fuzz] skipping sig_fuzz: ${sigSkip}`);
-
-describe.skipIf(sigSkip !== null)("sig_fuzz: random signal histories end exactly as on Linux", () => {
-  for (const seed of SIG_SEEDS) {
-    test(
-      `seed ${seed}: same as native`,
-      async () => {
-        const args = [String(seed), SIG_STEPS];
-        const reference = await runCommand("native", [sigNative!, ...args], { timeoutMs: TIMEOUT_MS });
-        const guest = await runUnderGuest(sigGuest!, { args, timeoutMs: TIMEOUT_MS });
-        expect(firstDifference(reference.stdout.toString(), guest.stdout.toString())).toBeNull();
-        expect(describeStatus(guest)).toBe(describeStatus(reference));
-      },
-      TIMEOUT_MS,
-    );
-  }
+describeDifferential({
+  name: "sig_fuzz",
+  title: "random signal histories end exactly as on Linux",
+  args: ["300"],
+  seeds: seeds(40),
 });
-
-const fdGuest = fixtures.aarch64.fd_fuzz;
-const fdNative = fixtures.x86_64.fd_fuzz;
-const fdSkip =
-  fdGuest === undefined
-    ? `fd_fuzz not built: ${fixtures.problems.join("; ")}`
-    : process.platform !== "linux" || process.arch !== "x64"
-      ? "the reference is the x86_64 build run on this Linux host"
-      : fdNative === undefined
-        ? "no native build of fd_fuzz"
-        : null;
-if (fdSkip) console.warn(`[fuzz] skipping fd_fuzz: ${fdSkip}`);
-
-describe.skipIf(fdSkip !== null)("fd_fuzz: random fd-table histories end exactly as on Linux", () => {
-  for (const seed of FD_SEEDS) {
-    test(
-      `seed ${seed}: same as native`,
-      async () => {
-        const args = [String(seed), "300"];
-        // Each run in an empty scratch directory of its own (the program creates "a" and "b").
-        const nativeDir = mkdtempSync(join(tmpdir(), "fd-fuzz-native-"));
-        const guestDir = mkdtempSync(join(tmpdir(), "fd-fuzz-guest-"));
-        try {
-          const reference = await runCommand("native", [fdNative!, ...args], {
-            cwd: nativeDir,
-            timeoutMs: TIMEOUT_MS,
-          });
-          const guest = await runUnderGuest(fdGuest!, { args, cwd: guestDir, timeoutMs: TIMEOUT_MS });
-          expect(firstDifference(reference.stdout.toString(), guest.stdout.toString())).toBeNull();
-          expect(describeStatus(guest)).toBe(describeStatus(reference));
-        } finally {
-          rmSync(nativeDir, { recursive: true, force: true });
-          rmSync(guestDir, { recursive: true, force: true });
-        }
-      },
-      TIMEOUT_MS,
-    );
-  }
+describeDifferential({
+  name: "fd_fuzz",
+  title: "random fd-table histories end exactly as on Linux",
+  args: ["300"],
+  seeds: seeds(40),
+  scratch: true,
 });
-
-const futexGuest = fixtures.aarch64.futex_fuzz;
-const futexNative = fixtures.x86_64.futex_fuzz;
-const futexSkip =
-  futexGuest === undefined
-    ? `futex_fuzz not built: ${fixtures.problems.join("; ")}`
-    : process.platform !== "linux" || process.arch !== "x64"
-      ? "the reference is the x86_64 build run on this Linux host"
-      : futexNative === undefined
-        ? "no native build of futex_fuzz"
-        : null;
-if (futexSkip) console.warn(`[fuzz] skipping futex_fuzz: ${futexSkip}`);
-
-describe.skipIf(futexSkip !== null)("futex_fuzz: random futex calls answer exactly as on Linux", () => {
-  for (const seed of FUTEX_SEEDS) {
-    test(
-      `seed ${seed}: same as native`,
-      async () => {
-        const args = [String(seed), "400"];
-        const reference = await runCommand("native", [futexNative!, ...args], { timeoutMs: TIMEOUT_MS });
-        const guest = await runUnderGuest(futexGuest!, { args, timeoutMs: TIMEOUT_MS });
-        expect(firstDifference(reference.stdout.toString(), guest.stdout.toString())).toBeNull();
-        expect(describeStatus(guest)).toBe(describeStatus(reference));
-      },
-      TIMEOUT_MS,
-    );
-  }
+describeDifferential({
+  name: "futex_fuzz",
+  title: "random futex calls answer exactly as on Linux",
+  args: ["400"],
+  seeds: seeds(40),
 });
