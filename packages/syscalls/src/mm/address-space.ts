@@ -564,6 +564,9 @@ export class AddressSpace {
       return this.mremap(oldAddress, newSize, newSize, flags, newAddress);
     }
     if (oldAddress + oldSize > region.end) return -EFAULT;
+    // Growing a shared area maps more of its object (up to and past its end, SIGBUS there): not modelled, so
+    // said plainly rather than answered with memory that is no longer shared.
+    if (region.flags.shared && newSize > oldSize) return -ENOSYS_MREMAP_SHARED_FILE;
     // Shared areas move by moving the host mapping of their object (same size only, where the backend can).
     const sharedMove =
       region.flags.shared && this.backend.memory.moveSharedMapping !== undefined && newSize === oldSize;
