@@ -51,3 +51,6 @@ export const RUSAGE_THREAD = 1;
 export const GRND_NONBLOCK = 0x1;
 export const GRND_RANDOM = 0x2;
 export const GRND_INSECURE = 0x4;
+
+/** capability(7) bit that lets a process raise a hard resource limit. */
+export const CAP_SYS_RESOURCE = 24;

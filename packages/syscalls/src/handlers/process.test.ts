@@ -93,6 +93,20 @@ describe("limits", () => {
     expect(guest.call("prlimit64", 0, 16, 0, old)).toBe(-EINVAL);
     expect(guest.call("getrlimit", RLIMIT_NOFILE, 0)).toBe(-EFAULT);
   });
+
+  test("raising a hard limit takes CAP_SYS_RESOURCE (the host process's), not merely uid 0", () => {
+    // Found natively: root in a container without CAP_SYS_RESOURCE gets EPERM; the runtime said 0.
+    const capEff = BigInt(
+      `0x${/^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync("/proc/self/status", "utf8"))![1]}`,
+    );
+    const privileged = (capEff & (1n << 24n)) !== 0n;
+    const next = guest.alloc(16);
+    guest.memory.writeU64(next, 256);
+    guest.memory.writeU64(next + 8, 512);
+    expect(guest.call("setrlimit", RLIMIT_NOFILE, next)).toBe(0); // lowering is always allowed
+    guest.memory.writeU64(next + 8, 1024);
+    expect(guest.call("setrlimit", RLIMIT_NOFILE, next)).toBe(privileged ? 0 : -EPERM);
+  });
 });
 
 describe("time", () => {
