@@ -209,6 +209,10 @@ export class ThreadState {
   parentDeathSignal = 0;
   /** PR_SET_NO_NEW_PRIVS: once set, never cleared. */
   noNewPrivs = false;
+  /** PR_SET_KEEPCAPS (a credential flag: per thread). */
+  keepCaps = false;
+  /** PR_MCE_KILL policy (PR_MCE_KILL_DEFAULT = 2 until set). */
+  machineCheckPolicy = 2;
   /** PR_SET_TIMERSLACK (ns). Stored only. */
   timerSlackNs = DEFAULT_TIMER_SLACK_NS;
   constructor(public tid: number) {}
@@ -345,6 +349,9 @@ export class ProcessState {
   dumpable = SUID_DUMP_USER;
   /** PR_SET_CHILD_SUBREAPER. Stored only. */
   childSubreaper = false;
+  /** PR_SET_THP_DISABLE and PR_SET_MEMORY_MERGE (mm flags: per process; no effect on the emulator). */
+  thpDisabled = false;
+  memoryMerge = false;
   /** personality(2) persona. Stored only (its flags matter at execve). */
   personality = 0;
   /** The runtime is issuing an interrupted syscall again because no handler had to run (resolveInterrupted). */

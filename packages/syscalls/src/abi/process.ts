@@ -15,6 +15,26 @@ export const PR_SET_CHILD_SUBREAPER = 36;
 export const PR_GET_CHILD_SUBREAPER = 37;
 export const PR_SET_NO_NEW_PRIVS = 38;
 export const PR_GET_NO_NEW_PRIVS = 39;
+export const PR_GET_TIMING = 13;
+export const PR_SET_TIMING = 14;
+export const PR_GET_SECCOMP = 21;
+export const PR_CAPBSET_READ = 23;
+export const PR_TASK_PERF_EVENTS_DISABLE = 31;
+export const PR_TASK_PERF_EVENTS_ENABLE = 32;
+export const PR_MCE_KILL = 33;
+export const PR_MCE_KILL_GET = 34;
+export const PR_SET_THP_DISABLE = 41;
+export const PR_GET_THP_DISABLE = 42;
+export const PR_SET_IO_FLUSHER = 57;
+export const PR_GET_IO_FLUSHER = 58;
+export const PR_SET_MEMORY_MERGE = 67;
+export const PR_GET_MEMORY_MERGE = 68;
+/** PR_MCE_KILL's arguments and policies. */
+export const PR_MCE_KILL_CLEAR = 0;
+export const PR_MCE_KILL_SET = 1;
+export const PR_MCE_KILL_DEFAULT = 2;
+/** The highest capability number Linux 6.18 knows (CAP_CHECKPOINT_RESTORE). */
+export const CAP_LAST_CAP = 40;
 
 export const PRCTL_NAMES: Readonly<Record<number, string>> = {
   [PR_SET_PDEATHSIG]: "PR_SET_PDEATHSIG",

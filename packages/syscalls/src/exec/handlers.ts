@@ -297,6 +297,7 @@ function flushOldExec(
   thread.clearChildTid = 0;
   thread.robustListHead = 0;
   thread.robustListLength = 0;
+  thread.keepCaps = false; // PR_SET_KEEPCAPS does not survive execve
   process.dumpable = SUID_DUMP_USER;
   process.exePath = program.path;
   thread.setComm(comm);

@@ -1,18 +1,32 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { EFAULT, EINVAL } from "../abi/errno.ts";
+import { readFileSync } from "node:fs";
+import { EFAULT, EINVAL, EPERM } from "../abi/errno.ts";
 import {
+  PR_CAPBSET_READ,
   PR_GET_CHILD_SUBREAPER,
   PR_GET_DUMPABLE,
+  PR_GET_IO_FLUSHER,
+  PR_GET_KEEPCAPS,
+  PR_GET_MEMORY_MERGE,
   PR_GET_NAME,
   PR_GET_NO_NEW_PRIVS,
   PR_GET_PDEATHSIG,
+  PR_GET_SECCOMP,
+  PR_GET_THP_DISABLE,
   PR_GET_TIMERSLACK,
+  PR_GET_TIMING,
+  PR_MCE_KILL,
+  PR_MCE_KILL_GET,
   PR_SET_CHILD_SUBREAPER,
   PR_SET_DUMPABLE,
+  PR_SET_KEEPCAPS,
   PR_SET_NAME,
   PR_SET_NO_NEW_PRIVS,
   PR_SET_PDEATHSIG,
+  PR_SET_THP_DISABLE,
   PR_SET_TIMERSLACK,
+  PR_SET_TIMING,
+  PR_TASK_PERF_EVENTS_DISABLE,
 } from "../abi/process.ts";
 import { SIGKILL, SIGTERM } from "../abi/signal.ts";
 import { ProcessState } from "../process.ts";
@@ -113,6 +127,38 @@ describe("prctl flags", () => {
     expect(guest.call("prctl", PR_SET_CHILD_SUBREAPER, 1)).toBe(0);
     expect(guest.call("prctl", PR_GET_CHILD_SUBREAPER, out)).toBe(0);
     expect(guest.memory.readU32(out)).toBe(1);
+  });
+
+  test("keepcaps, seccomp, timing, perf events, machine-check policy, THP disable, memory merge (as natively)", () => {
+    // Each answer was checked against a native build on Linux 6.18 (found missing by comparing the two).
+    expect(guest.call("prctl", PR_GET_KEEPCAPS)).toBe(0);
+    expect(guest.call("prctl", PR_SET_KEEPCAPS, 2)).toBe(-EINVAL);
+    expect(guest.call("prctl", PR_SET_KEEPCAPS, 1)).toBe(0);
+    expect(guest.call("prctl", PR_GET_KEEPCAPS)).toBe(1);
+    expect(guest.call("prctl", PR_GET_SECCOMP)).toBe(0);
+    expect(guest.call("prctl", PR_GET_TIMING)).toBe(0);
+    expect(guest.call("prctl", PR_SET_TIMING, 1)).toBe(-EINVAL);
+    expect(guest.call("prctl", PR_TASK_PERF_EVENTS_DISABLE)).toBe(0);
+    expect(guest.call("prctl", PR_MCE_KILL_GET, 0, 0, 0, 0)).toBe(2);
+    expect(guest.call("prctl", PR_MCE_KILL, 1, 1, 0, 0)).toBe(0);
+    expect(guest.call("prctl", PR_MCE_KILL_GET, 0, 0, 0, 0)).toBe(1);
+    expect(guest.call("prctl", PR_MCE_KILL, 0, 0, 0, 0)).toBe(0);
+    expect(guest.call("prctl", PR_MCE_KILL_GET, 0, 0, 0, 0)).toBe(2);
+    expect(guest.call("prctl", PR_GET_THP_DISABLE, 0, 0, 0, 0)).toBe(0);
+    expect(guest.call("prctl", PR_SET_THP_DISABLE, 1, 0, 0, 0)).toBe(0);
+    expect(guest.call("prctl", PR_GET_THP_DISABLE, 0, 0, 0, 0)).toBe(1);
+    expect(guest.call("prctl", PR_GET_MEMORY_MERGE, 0, 0, 0, 0)).toBe(0);
+  });
+
+  test("the capability bounding set and CAP_SYS_RESOURCE are the host process's", () => {
+    const status = readFileSync("/proc/self/status", "utf8");
+    const set = (name: string) =>
+      BigInt(`0x${new RegExp(`^${name}:\\s*([0-9a-f]+)$`, "m").exec(status)![1]}`);
+    for (const cap of [0, 21, 24, 40])
+      expect(guest.call("prctl", PR_CAPBSET_READ, cap)).toBe(Number((set("CapBnd") >> BigInt(cap)) & 1n));
+    expect(guest.call("prctl", PR_CAPBSET_READ, 41)).toBe(-EINVAL);
+    const resource = (set("CapEff") >> 24n) & 1n;
+    expect(guest.call("prctl", PR_GET_IO_FLUSHER, 0, 0, 0, 0)).toBe(resource ? 0 : -EPERM);
   });
 
   test("unknown and unsupported options are EINVAL", () => {

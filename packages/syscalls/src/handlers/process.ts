@@ -1,5 +1,4 @@
 /** Identity, limits and lifetime of the process: getpid & co, uname, rlimits, exit. */
-import { readFileSync } from "node:fs";
 import { EFAULT, EINVAL, ENOSYS, EPERM, ESRCH } from "../abi/errno.ts";
 import { PERSONALITY_QUERY } from "../abi/process.ts";
 import {
@@ -16,6 +15,7 @@ import {
 } from "../abi/resource.ts";
 import { RLIMIT, ROBUST_LIST_HEAD_SIZE, RUSAGE, SYSINFO, UTSNAME } from "../abi/structs.ts";
 import type { SyscallContext, SyscallHandler } from "../context.ts";
+import { hasCapability } from "../host/capabilities.ts";
 import { type Host, SCRATCH_GENERAL } from "../host/host.ts";
 import type { ThreadState } from "../process.ts";
 
@@ -93,23 +93,6 @@ function isSelf(ctx: SyscallContext, pid: number): boolean {
   return pid === 0 || pid === ctx.process.pid || ctx.process.threads.has(pid);
 }
 
-let hostCapabilities: bigint | undefined;
-/**
- * The capabilities the guest runs with: the host process's effective set (/proc/self/status CapEff), read once.
- * Being uid 0 is not enough: a container's root often lacks CAP_SYS_RESOURCE. Without /proc, uid 0 stands in.
- */
-function hasCapability(ctx: SyscallContext, bit: number): boolean {
-  if (hostCapabilities === undefined) {
-    try {
-      const line = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync("/proc/self/status", "utf8"));
-      hostCapabilities = line ? BigInt(`0x${line[1]}`) : 0n;
-    } catch {
-      hostCapabilities = ctx.process.euid === 0 ? -1n : 0n;
-    }
-  }
-  return (hostCapabilities & (1n << BigInt(bit))) !== 0n;
-}
-
 /** Linux do_prlimit: validate, return old, install new (within the hard limit unless CAP_SYS_RESOURCE). */
 function prlimit(ctx: SyscallContext, resource: number, newAddress: number, oldAddress: number): number {
   if (resource < 0 || resource >= RLIM_NLIMITS) return -EINVAL;
@@ -127,7 +110,7 @@ function prlimit(ctx: SyscallContext, resource: number, newAddress: number, oldA
   const current = limits[resource]!;
   if (next !== null) {
     if (resource === RLIMIT_NOFILE && next[1] > BigInt(NR_OPEN)) return -EPERM;
-    if (next[1] > current[1] && !hasCapability(ctx, CAP_SYS_RESOURCE)) return -EPERM;
+    if (next[1] > current[1] && !hasCapability(CAP_SYS_RESOURCE, ctx.process.euid)) return -EPERM;
   }
   const old = [current[0], current[1]] as const;
   if (next !== null) {
