@@ -135,6 +135,8 @@ export const BUILTIN_HANDLERS: Partial<Record<SyscallName, SyscallHandler>> = {
   setpriority: sched.setpriority,
   getcpu: sched.getcpu,
   ioprio_get: sched.ioprioGet,
+  ioprio_set: sched.ioprioSet,
+  sched_rr_get_interval: sched.schedRrGetInterval,
   prctl,
   personality: proc.personality,
   rt_sigpending: signal.rtSigpending,

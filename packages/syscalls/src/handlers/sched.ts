@@ -1,6 +1,9 @@
 /**
- * Scheduling: policy and parameters (the guest runs SCHED_OTHER, priority 0, and cannot leave it), nice
- * values (the host thread running the guest is the guest's task, so they go to the host), and getcpu.
+ * Scheduling: the host thread running the guest is the guest's task, so policy, parameters, nice values and
+ * I/O priority go to it (the host kernel checks permissions as Linux would for the guest). One exception:
+ * the real-time policies are refused (EPERM, what a task without CAP_SYS_NICE and RLIMIT_RTPRIO 0 gets), as
+ * a spinning guest would otherwise take a CPU from everything else. Threads share that host thread here, so
+ * a per-thread setting applies to all of them.
  */
 import { EINVAL, EPERM, ESRCH } from "../abi/errno.ts";
 import {
@@ -30,7 +33,7 @@ function isOwnTask(ctx: SyscallContext, pid: number): boolean {
 export const schedGetscheduler: SyscallHandler = (args, ctx) => {
   const pid = args.int(0);
   if (pid < 0) return -EINVAL;
-  return isOwnTask(ctx, pid) ? SCHED_OTHER : -ESRCH;
+  return isOwnTask(ctx, pid) ? ctx.host.sym.host_sched_getscheduler(0) : -ESRCH;
 };
 
 export const schedGetparam: SyscallHandler = (args, ctx) => {
@@ -38,7 +41,10 @@ export const schedGetparam: SyscallHandler = (args, ctx) => {
   const param = args.ptr(1);
   if (param === 0 || pid < 0) return -EINVAL;
   if (!isOwnTask(ctx, pid)) return -ESRCH;
-  return Math.min(ctx.memory.writeU32(param, 0), 0);
+  const out = ctx.host.scratchAddress + SCRATCH_GENERAL;
+  const r = ctx.host.sym.host_sched_getparam(0, out);
+  if (r < 0) return r;
+  return Math.min(ctx.memory.writeU32(param, ctx.host.scratchView.getUint32(SCRATCH_GENERAL, true)), 0);
 };
 
 /** Whether (policy, priority) passes __sched_setscheduler's validation (before any permission check). */
@@ -58,9 +64,8 @@ function validPolicy(policy: number, priority: number): boolean {
 }
 
 /**
- * Linux do_sched_setscheduler for our task, which stays SCHED_OTHER: asking for what it already has
- * succeeds; a valid change is one we do not make, hence -EPERM (what an unprivileged task gets for
- * real-time policies with RLIMIT_RTPRIO 0).
+ * Linux do_sched_setscheduler for our task: validated here, then made by the host thread (SCHED_OTHER, BATCH,
+ * IDLE, with or without SCHED_RESET_ON_FORK); the real-time policies are refused (see the file comment).
  */
 function setScheduler(ctx: SyscallContext, pid: number, policy: number, paramAddress: number): number {
   if (paramAddress === 0 || pid < 0) return -EINVAL;
@@ -69,7 +74,10 @@ function setScheduler(ctx: SyscallContext, pid: number, policy: number, paramAdd
   if (!isOwnTask(ctx, pid)) return -ESRCH;
   const base = policy & ~SCHED_RESET_ON_FORK;
   if (!validPolicy(base, priority | 0)) return -EINVAL;
-  return base === SCHED_OTHER && policy === base ? 0 : -EPERM;
+  if (base === SCHED_FIFO || base === SCHED_RR) return -EPERM;
+  const param = ctx.host.scratchAddress + SCRATCH_GENERAL;
+  ctx.host.scratchView.setUint32(SCRATCH_GENERAL, priority, true);
+  return ctx.host.sym.host_sched_setscheduler(0, policy, param);
 }
 
 export const schedSetscheduler: SyscallHandler = (args, ctx) => {
@@ -78,9 +86,24 @@ export const schedSetscheduler: SyscallHandler = (args, ctx) => {
   return setScheduler(ctx, args.int(0), policy, args.ptr(2));
 };
 
-/** sched_setparam keeps the current policy (SCHED_OTHER). */
-export const schedSetparam: SyscallHandler = (args, ctx) =>
-  setScheduler(ctx, args.int(0), SCHED_OTHER, args.ptr(1));
+/** sched_setparam keeps the current policy (and its reset-on-fork flag). */
+export const schedSetparam: SyscallHandler = (args, ctx) => {
+  const current = ctx.host.sym.host_sched_getscheduler(0);
+  if (current < 0) return current;
+  return setScheduler(ctx, args.int(0), current, args.ptr(1));
+};
+
+/** The round-robin time slice: 100 ms under SCHED_RR, 0 for the fair policies (as Linux 6.18 reports). */
+export const schedRrGetInterval: SyscallHandler = (args, ctx) => {
+  const pid = args.int(0);
+  if (pid < 0) return -EINVAL;
+  if (!isOwnTask(ctx, pid)) return -ESRCH;
+  const out = ctx.host.scratchAddress + SCRATCH_GENERAL;
+  const r = ctx.host.sym.host_sched_rr_get_interval(0, out);
+  if (r < 0) return r;
+  const bytes = ctx.host.scratch.slice(SCRATCH_GENERAL, SCRATCH_GENERAL + 16);
+  return Math.min(ctx.memory.writeBytes(args.ptr(1), bytes), 0);
+};
 
 export const schedGetPriorityMax: SyscallHandler = (args) => {
   switch (args.int(0)) {
@@ -171,6 +194,30 @@ export const ioprioGet: SyscallHandler = (args, ctx) => {
   }
   const hostWhich = which === IOPRIO_WHO_PGRP && p.pgid === p.pid ? IOPRIO_WHO_PROCESS : which;
   return ctx.host.sym.host_ioprio_get(hostWhich, 0);
+};
+
+/**
+ * ioprio_set on our own task (a process group or user of ours is just this process here: the host is asked
+ * about its own thread only, never about other host processes of the same group or user).
+ */
+export const ioprioSet: SyscallHandler = (args, ctx) => {
+  const which = args.int(0);
+  const who = args.int(1);
+  const p = ctx.process;
+  switch (which) {
+    case IOPRIO_WHO_PROCESS:
+      if (!isOwnTask(ctx, who)) return -ESRCH;
+      break;
+    case IOPRIO_WHO_PGRP:
+      if (who !== 0 && who !== p.pgid) return -ESRCH;
+      break;
+    case IOPRIO_WHO_USER:
+      if (who !== 0 && who !== p.uid) return -ESRCH;
+      break;
+    default:
+      return -EINVAL;
+  }
+  return ctx.host.sym.host_ioprio_set(IOPRIO_WHO_PROCESS, 0, args.int(2));
 };
 
 /** The CPU and NUMA node the host thread running the guest is on. */

@@ -103,6 +103,7 @@ int flock(int, int);
 #define HOST_SYS_setpriority 141
 #define HOST_SYS_getcpu 309
 #define HOST_SYS_ioprio_get 252
+#define HOST_SYS_ioprio_set 251
 #define HOST_SYS_ppoll 271
 #define HOST_SYS_pselect6 270
 #elif defined(__aarch64__)
@@ -112,6 +113,7 @@ int flock(int, int);
 #define HOST_SYS_setpriority 140
 #define HOST_SYS_getcpu 168
 #define HOST_SYS_ioprio_get 31
+#define HOST_SYS_ioprio_set 30
 #define HOST_SYS_ppoll 73
 #define HOST_SYS_pselect6 72
 #endif
@@ -249,6 +251,23 @@ long host_setpriority(int which, int who, int nice) { return RET(syscall(HOST_SY
 /* Two u32 (cpu, node) at `out`. */
 long host_getcpu(unsigned int *out) { return RET(syscall(HOST_SYS_getcpu, out, out + 1, 0)); }
 long host_ioprio_get(int which, int who) { return RET(syscall(HOST_SYS_ioprio_get, which, who)); }
+long host_ioprio_set(int which, int who, int ioprio) { return RET(syscall(HOST_SYS_ioprio_set, which, who, ioprio)); }
+/* Scheduling policy of the calling host thread (the guest's task): param is one int (sched_priority). */
+#ifdef __APPLE__
+long host_sched_setscheduler(int pid, int policy, const void *param) { (void)pid, (void)policy, (void)param; return -78; }
+long host_sched_getscheduler(int pid) { (void)pid; return 0; }
+long host_sched_getparam(int pid, void *param) { (void)pid; *(int *)param = 0; return 0; }
+long host_sched_rr_get_interval(int pid, void *ts) { (void)pid; ((long *)ts)[0] = 0; ((long *)ts)[1] = 0; return 0; }
+#else
+int sched_setscheduler(int, int, const void *);
+int sched_getscheduler(int);
+int sched_getparam(int, void *);
+int sched_rr_get_interval(int, void *);
+long host_sched_setscheduler(int pid, int policy, const void *param) { return RET(sched_setscheduler(pid, policy, param)); }
+long host_sched_getscheduler(int pid) { return RET(sched_getscheduler(pid)); }
+long host_sched_getparam(int pid, void *param) { return RET(sched_getparam(pid, param)); }
+long host_sched_rr_get_interval(int pid, void *ts) { return RET(sched_rr_get_interval(pid, ts)); }
+#endif
 /*
  * The raw ppoll syscall (no signal mask: the guest's mask is the runtime's business): unlike glibc's poll,
  * it writes the remaining time back into `timeout` (NULL blocks without limit). struct pollfd and
