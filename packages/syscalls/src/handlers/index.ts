@@ -98,6 +98,7 @@ export const BUILTIN_HANDLERS: Partial<Record<SyscallName, SyscallHandler>> = {
   rt_sigprocmask: signal.rtSigprocmask,
   clock_gettime: time.clockGettime,
   clock_getres: time.clockGetres,
+  clock_settime: time.clockSettime,
   gettimeofday: time.gettimeofday,
   nanosleep: time.nanosleep,
   setitimer: time.setitimer,

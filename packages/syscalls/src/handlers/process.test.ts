@@ -110,6 +110,17 @@ describe("limits", () => {
 });
 
 describe("time", () => {
+  test("clock_settime: validated as Linux, then EPERM (the host clock is never set)", () => {
+    const ts = guest.alloc(16);
+    guest.memory.writeU64(ts, 1_000_000);
+    guest.memory.writeU64(ts + 8, 0);
+    expect(guest.call("clock_settime", CLOCK_MONOTONIC, ts)).toBe(-EINVAL);
+    expect(guest.call("clock_settime", CLOCK_REALTIME, 0)).toBe(-EFAULT);
+    expect(guest.call("clock_settime", CLOCK_REALTIME, ts)).toBe(-EPERM);
+    guest.memory.writeU64(ts, -1);
+    expect(guest.call("clock_settime", CLOCK_REALTIME, ts)).toBe(-EINVAL); // before the epoch (checked natively)
+  });
+
   test("clock_gettime writes a plausible timespec straight into guest memory", () => {
     const ts = guest.alloc(16);
     expect(guest.call("clock_gettime", CLOCK_REALTIME, ts)).toBe(0);

@@ -1,7 +1,7 @@
 /** Clocks and sleeps: timespec/timeval are the same on both 64-bit arches, so the host writes guest memory. */
 
-import { NSEC_PER_SEC, TIMER_ABSTIME } from "../abi/clock.ts";
-import { EFAULT, EINTR, EINVAL } from "../abi/errno.ts";
+import { CLOCK_REALTIME, NSEC_PER_SEC, TIMER_ABSTIME } from "../abi/clock.ts";
+import { EFAULT, EINTR, EINVAL, EPERM } from "../abi/errno.ts";
 import { TIMESPEC, TIMEVAL, TMS } from "../abi/structs.ts";
 import type { SyscallContext, SyscallHandler } from "../context.ts";
 import { SCRATCH_GENERAL } from "../host/host.ts";
@@ -25,6 +25,22 @@ export const clockGetres: SyscallHandler = (args, ctx) => {
   if (out >= 0) return ctx.host.sym.host_clock_getres(clock, out);
   const r = ctx.host.sym.host_clock_getres(clock, ctx.host.scratchAddress + SCRATCH_GENERAL);
   return r < 0 || address === 0 ? r : -EFAULT;
+};
+
+/**
+ * clock_settime: validated as Linux does (only CLOCK_REALTIME is settable; a timespec outside [0, 1e9) ns or
+ * before the epoch is EINVAL; a bad pointer EFAULT), then refused with EPERM — what a task without
+ * CAP_SYS_TIME gets: the runtime never sets the host's clock for a guest.
+ */
+export const clockSettime: SyscallHandler = (args, ctx) => {
+  // In the kernel's order: the clock (only CLOCK_REALTIME can be set), the pointer, the value, the permission.
+  if (args.int(0) !== CLOCK_REALTIME) return -EINVAL;
+  const address = args.ptr(1);
+  if (!ctx.memory.check(address, TIMESPEC.size, false)) return -EFAULT;
+  const seconds = ctx.memory.readI64(address);
+  const nanoseconds = ctx.memory.readI64(address + 8);
+  if (seconds < 0 || nanoseconds < 0 || nanoseconds >= NSEC_PER_SEC) return -EINVAL;
+  return -EPERM;
 };
 
 export const gettimeofday: SyscallHandler = (args, ctx) => {
