@@ -174,24 +174,27 @@ export const setpriority: SyscallHandler = (args, ctx) => {
   return ctx.host.sym.host_setpriority(PRIO_PROCESS, 0, args.int(2));
 };
 
-/** I/O priority of our own task (or group/user, which the host answers for): the host thread's. */
-export const ioprioGet: SyscallHandler = (args, ctx) => {
-  const which = args.int(0);
-  const who = args.int(1);
+/** ioprio's (which, who) naming our own task, group or user: 0, or -errno (another process: ESRCH). */
+function ioprioTarget(ctx: SyscallContext, which: number, who: number): number {
   const p = ctx.process;
   switch (which) {
     case IOPRIO_WHO_PROCESS:
-      if (!isOwnTask(ctx, who)) return -ESRCH;
-      break;
+      return isOwnTask(ctx, who) ? 0 : -ESRCH;
     case IOPRIO_WHO_PGRP:
-      if (who !== 0 && who !== p.pgid) return -ESRCH;
-      break;
+      return who === 0 || who === p.pgid ? 0 : -ESRCH;
     case IOPRIO_WHO_USER:
-      if (who !== 0 && who !== p.uid) return -ESRCH;
-      break;
+      return who === 0 || who === p.uid ? 0 : -ESRCH;
     default:
       return -EINVAL;
   }
+}
+
+/** I/O priority of our own task (or group/user, which the host answers for): the host thread's. */
+export const ioprioGet: SyscallHandler = (args, ctx) => {
+  const which = args.int(0);
+  const target = ioprioTarget(ctx, which, args.int(1));
+  if (target < 0) return target;
+  const p = ctx.process;
   const hostWhich = which === IOPRIO_WHO_PGRP && p.pgid === p.pid ? IOPRIO_WHO_PROCESS : which;
   return ctx.host.sym.host_ioprio_get(hostWhich, 0);
 };
@@ -201,22 +204,8 @@ export const ioprioGet: SyscallHandler = (args, ctx) => {
  * about its own thread only, never about other host processes of the same group or user).
  */
 export const ioprioSet: SyscallHandler = (args, ctx) => {
-  const which = args.int(0);
-  const who = args.int(1);
-  const p = ctx.process;
-  switch (which) {
-    case IOPRIO_WHO_PROCESS:
-      if (!isOwnTask(ctx, who)) return -ESRCH;
-      break;
-    case IOPRIO_WHO_PGRP:
-      if (who !== 0 && who !== p.pgid) return -ESRCH;
-      break;
-    case IOPRIO_WHO_USER:
-      if (who !== 0 && who !== p.uid) return -ESRCH;
-      break;
-    default:
-      return -EINVAL;
-  }
+  const target = ioprioTarget(ctx, args.int(0), args.int(1));
+  if (target < 0) return target;
   return ctx.host.sym.host_ioprio_set(IOPRIO_WHO_PROCESS, 0, args.int(2));
 };
 
