@@ -11,7 +11,6 @@ import {
   SCHED_FIFO,
   SCHED_IDLE,
   SCHED_OTHER,
-  SCHED_RESET_ON_FORK,
   SCHED_RR,
 } from "../abi/process.ts";
 import { createFakeGuest, type FakeGuest } from "../test-support.ts";
@@ -61,8 +60,7 @@ describe("scheduler policy and parameters", () => {
     // The host thread takes them (this test's own thread: SCHED_IDLE is left out, leaving it needs CAP_SYS_NICE).
     expect(guest.call("sched_setscheduler", 0, SCHED_BATCH, param)).toBe(0);
     expect(guest.call("sched_getscheduler", 0)).toBe(SCHED_BATCH);
-    expect(guest.call("sched_setscheduler", 0, SCHED_OTHER | SCHED_RESET_ON_FORK, param)).toBe(0);
-    expect(guest.call("sched_getscheduler", 0)).toBe(SCHED_OTHER | SCHED_RESET_ON_FORK);
+    // (SCHED_RESET_ON_FORK is left out too: clearing it again needs CAP_SYS_NICE, which a CI machine may lack.)
     expect(guest.call("sched_setscheduler", 0, SCHED_DEADLINE, param)).toBe(-EINVAL);
     expect(guest.call("sched_setscheduler", 0, 4, param)).toBe(-EINVAL);
     expect(guest.call("sched_setscheduler", 0, -1, param)).toBe(-EINVAL);
