@@ -197,6 +197,17 @@ class EmulatorMemory implements GuestPhysicalMemory {
           );
         }
       : undefined;
+  mapPrivateFile(address: number, length: number, hostFd: number, offset: number): number {
+    // Never populated by the fill hook: that would copy every page and stop them following the file.
+    loadCore().core_slab_mark_populated(this.populatedPtr, address, length);
+    return loadCore().core_slab_map_private_file(
+      this.hostAddress as Pointer,
+      address,
+      length,
+      hostFd,
+      offset,
+    );
+  }
   unmapSharedFile(address: number, length: number): void {
     if (loadCore().core_slab_restore(this.hostAddress as Pointer, address, length) !== 0) {
       throw new Error(`cannot restore guest memory at 0x${address.toString(16)} after a shared file mapping`);

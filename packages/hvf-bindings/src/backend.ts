@@ -24,7 +24,12 @@ export interface GuestPhysicalMemory {
    * `writable` is false for a file opened read-only. Returns 0 or -errno.
    */
   mapSharedFile?(address: number, length: number, hostFd: number, offset: number, writable: boolean): number;
-  /** Undo mapSharedFile: [address, address+length) becomes private zero-filled memory again. */
+  /**
+   * Capability: back [address, address+length) with the host file privately (MAP_PRIVATE): unwritten pages
+   * follow the file, a store copies the page. Undone by unmapSharedFile too. Returns 0 or -errno.
+   */
+  mapPrivateFile?(address: number, length: number, hostFd: number, offset: number): number;
+  /** Undo mapSharedFile / mapPrivateFile: [address, address+length) becomes private zero-filled memory again. */
   unmapSharedFile?(address: number, length: number): void;
   /**
    * Capability: move the shared mapping at [from, from+length) (one made by mapSharedFile) to `to`, so the same

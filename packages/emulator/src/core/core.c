@@ -37,6 +37,7 @@ int *__error(void);
 #define SLAB_DISCARD_ADVICE 5            /* MADV_FREE; the caller re-zeroes where it must */
 #define SLAB_FIXED 0x0010                /* MAP_FIXED */
 #define SLAB_SHARED_FIXED (0x0001 | 0x0010) /* MAP_SHARED | MAP_FIXED */
+#define SLAB_PRIVATE_FIXED (0x0002 | 0x0010) /* MAP_PRIVATE | MAP_FIXED */
 #else
 int *__errno_location(void);
 #define HOST_ERRNO (*__errno_location())
@@ -44,6 +45,7 @@ int *__errno_location(void);
 #define SLAB_DISCARD_ADVICE 4                 /* MADV_DONTNEED: private anonymous pages read back as zeroes */
 #define SLAB_FIXED 0x10                       /* MAP_FIXED */
 #define SLAB_SHARED_FIXED (0x01 | 0x10)       /* MAP_SHARED | MAP_FIXED */
+#define SLAB_PRIVATE_FIXED (0x02 | 0x10)      /* MAP_PRIVATE | MAP_FIXED */
 #endif
 
 /* Exit kinds shared with core.ts (EXIT_*). */
@@ -572,6 +574,16 @@ int core_slab_move_shared(uint8_t *base, uint64_t from, uint64_t to, uint64_t le
   p = mmap(base + from, length, 3, SLAB_MAP_FLAGS | SLAB_FIXED, -1, 0);
   return p == (void *)-1 ? -HOST_ERRNO : 0;
 #endif
+}
+
+/*
+ * Back part of the slab with a host file, privately (MAP_PRIVATE): until a page is written it is the file's
+ * page cache page, so the guest sees later changes to the file as on Linux; a store copies it.
+ */
+int core_slab_map_private_file(uint8_t *base, uint64_t offset, uint64_t length, int fd, int64_t file_offset) {
+  populate_helper_quiesce();
+  void *p = mmap(base + offset, length, 3 /* PROT_READ|PROT_WRITE */, SLAB_PRIVATE_FIXED, fd, file_offset);
+  return p == (void *)-1 ? -HOST_ERRNO : 0;
 }
 
 /* Put private zero-filled memory back over [offset, offset+length) (undoes core_slab_map_file). */

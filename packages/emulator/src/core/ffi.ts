@@ -25,6 +25,10 @@ const symbols = {
     returns: FFIType.i32,
   },
   core_slab_restore: { args: [FFIType.ptr, FFIType.u64, FFIType.u64], returns: FFIType.i32 },
+  core_slab_map_private_file: {
+    args: [FFIType.ptr, FFIType.u64, FFIType.u64, FFIType.i32, FFIType.i64],
+    returns: FFIType.i32,
+  },
   core_slab_move_shared: {
     args: [FFIType.ptr, FFIType.u64, FFIType.u64, FFIType.u64, FFIType.i32],
     returns: FFIType.i32,
