@@ -173,6 +173,27 @@ static void test_file(void) {
   }
   close(fd);
 
+  /* A MAP_PRIVATE page follows the file until it is written (Linux; POSIX leaves it open); truncation takes even
+     written pages away (SIGBUS past the new end), and a regrown file reads zeroes there. */
+  int fd3 = temp_file(2 * PAGE, 5);
+  unsigned char *follow = fd3 < 0 ? MAP_FAILED : mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd3, 0);
+  CHECK("mmap a file MAP_PRIVATE to watch it", follow != MAP_FAILED);
+  if (follow != MAP_FAILED) {
+    unsigned char nine[8];
+    memset(nine, 9, sizeof nine);
+    follow[PAGE + 100] = 0x5a; /* page 1 becomes the mapping's own copy */
+    CHECK("pwrite into the file", pwrite(fd3, nine, sizeof nine, 16) == (ssize_t)sizeof nine &&
+                                      pwrite(fd3, nine, sizeof nine, PAGE + 16) == (ssize_t)sizeof nine);
+    CHECK("an unwritten MAP_PRIVATE page shows the file's later write", all_bytes(follow + 16, sizeof nine, 9));
+    CHECK("a written one keeps its copy", !all_bytes(follow + PAGE + 16, sizeof nine, 9));
+    CHECK("truncate the file to 100 bytes", ftruncate(fd3, 100) == 0);
+    CHECK_FAULT("MAP_PRIVATE page past the new end", PROBE_READ, follow + PAGE + 8, SIGBUS, BUS_ADRERR);
+    CHECK("regrow the file", ftruncate(fd3, 2 * PAGE) == 0);
+    CHECK("the regrown part reads zeroes through the mapping", all_bytes(follow + PAGE, PAGE, 0));
+    munmap(follow, 2 * PAGE);
+  }
+  if (fd3 >= 0) close(fd3);
+
   int fd2 = temp_file(2 * PAGE, 4);
   unsigned char *after_close = mmap(NULL, 2 * PAGE, PROT_READ, MAP_PRIVATE, fd2, 0);
   close(fd2);

@@ -60,7 +60,13 @@ import {
 export interface AddressSpaceBackend {
   readonly memory: Pick<
     GuestPhysicalMemory,
-    "size" | "bytes" | "discard" | "mapSharedFile" | "unmapSharedFile" | "moveSharedMapping"
+    | "size"
+    | "bytes"
+    | "discard"
+    | "mapSharedFile"
+    | "mapPrivateFile"
+    | "unmapSharedFile"
+    | "moveSharedMapping"
   >;
   setTranslationRoot(rootAddress: number): void;
   invalidateTlb(requests: readonly TlbInvalidation[]): void;
@@ -224,8 +230,9 @@ export class AddressSpace {
       if (region.file && !region.flags.shared) {
         this.detachFileBytes(region, Math.max(region.start, start), Math.min(region.end, end));
       }
-      // Shared memory (a host file, or the shmem object of MAP_SHARED|MAP_ANONYMOUS) is overlaid on the slab.
-      if (!region.flags.shared || !memory.unmapSharedFile) continue;
+      // Shared memory (a host file, or the shmem object of MAP_SHARED|MAP_ANONYMOUS) and private file mappings
+      // may be overlaid on the slab: private zero-filled memory goes back over them.
+      if (!(region.flags.shared || region.file) || !memory.unmapSharedFile) continue;
       const from = Math.max(region.start, start);
       const to = Math.min(region.end, end);
       if (from > cursor) memory.discard(cursor, from - cursor);
@@ -414,10 +421,19 @@ export class AddressSpace {
         return mapped;
       }
     } else if (file) {
-      const copied = file.readInto(start, size, offset);
-      if (copied < 0) {
-        this.munmap(start, size);
-        return copied;
+      // A private file mapping follows the file until written (the host's MAP_PRIVATE), where the backend can;
+      // otherwise it is a copy taken now.
+      const backed = Math.min(size, Math.max(0, pageUp(file.size - offset)));
+      const mapped =
+        backed > 0 && this.backend.memory.mapPrivateFile
+          ? this.backend.memory.mapPrivateFile(start, backed, file.hostFd, offset)
+          : -1;
+      if (mapped < 0) {
+        const copied = file.readInto(start, size, offset);
+        if (copied < 0) {
+          this.munmap(start, size);
+          return copied;
+        }
       }
     }
     return start;
@@ -705,7 +721,10 @@ export class AddressSpace {
         fileOffset,
         this.writableSharedFiles.has(`${region.file.dev}:${region.file.inode}`),
       );
-    } else {
+    } else if (
+      !memory.mapPrivateFile ||
+      memory.mapPrivateFile(page, PAGE_SIZE, reference.hostFd, fileOffset) < 0
+    ) {
       reference.readInto(page, PAGE_SIZE, fileOffset);
     }
     this.commit();
@@ -713,13 +732,14 @@ export class AddressSpace {
   }
 
   /**
-   * The guest changed a file's size (ftruncate): shared mappings of it must not keep host file pages past the
-   * new end (the host would fault on them); those pages become SIGBUS pages, as they are on Linux.
+   * The guest changed a file's size (ftruncate): mappings of it must not keep host file pages past the new end
+   * (the host would fault on them); those pages become SIGBUS pages, as they are on Linux (for private
+   * mappings too: truncation unmaps even their copied pages).
    */
   fileResized(dev: number, inode: number, size: number): void {
     for (const region of this.regions.toArray()) {
       const file = region.file;
-      if (!file || file.dev !== dev || file.inode !== inode || !region.flags.shared) continue;
+      if (!file || file.dev !== dev || file.inode !== inode) continue;
       const validEnd = region.start + Math.max(0, pageUp(size - file.offset));
       const from = Math.max(region.start, validEnd);
       if (from >= region.end) continue;
